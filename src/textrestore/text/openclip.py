@@ -176,6 +176,12 @@ class OpenCLIPTextEncoder(TextEncoder):
         if pretrained is not None:
             pretrained = os.fspath(pretrained)
         model_name, weights, quick_gelu = arch, None, False
+        local_dir = pretrained is not None and pretrained.startswith("local-dir:")
+        if not local_dir and open_clip.get_model_config(arch) is None:
+            raise ValueError(
+                f"openclip: unknown architecture {arch!r}; available: "
+                f"{', '.join(open_clip.list_models())}"
+            )
         if pretrained is None:
             warnings.warn(
                 f"{name}: pretrained=None, building the text encoder with RANDOM weights; its "
@@ -202,11 +208,6 @@ class OpenCLIPTextEncoder(TextEncoder):
             weights = pretrained
         else:
             weights, quick_gelu = _resolve_tag(open_clip, arch, pretrained, cache_dir)
-        if model_name == arch and open_clip.get_model_config(arch) is None:
-            raise ValueError(
-                f"openclip: unknown architecture {arch!r}; available: "
-                f"{', '.join(open_clip.list_models())}"
-            )
         model = open_clip.create_model(
             model_name,
             pretrained=None,
