@@ -1,0 +1,47 @@
+"""The ``textrestore`` command.
+
+Each subcommand lives in the module that owns its work; that module exposes
+``register(subparsers)`` which adds its parser(s) with ``set_defaults(func=...)``,
+where ``func(args) -> int`` returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ._version import __version__
+
+__all__ = ["main", "build_parser"]
+
+# Modules that contribute subcommands, in the order they appear in --help.
+_COMMAND_MODULES: tuple[str, ...] = ("textrestore.models.cli",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the full argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="textrestore",
+        description="Text-guided image restoration (NaLSuper, arXiv 2501.06546).",
+    )
+    parser.add_argument("--version", action="version", version=f"textrestore {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in _COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""IFA: Information Fusion Attention (channel → pixel attention → cross-layer fusion)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import check_image_batch
+from .attention import ChannelAttention, CrossLayerAttention, PixelAttention
+
+__all__ = ["IFA"]
+
+
+class IFA(nn.Module):
+    """Channel attention, then pixel attention, then (optionally) cross-layer fusion.
+
+    ``forward(x)`` returns ``PA(CA(x))``. With ``num_levels=N`` the block also owns a
+    :class:`CrossLayerAttention` and ``forward(x, levels=[l_1, ..., l_{N-1}])`` fuses the
+    earlier levels together with the attended ``x`` as the N-th level.
+
+    Args:
+        dim: channels C.
+        reduction: bottleneck ratio of the channel and pixel attention.
+        num_levels: number of levels fused (including ``x``); ``None`` for no fusion.
+        act_layer: activation inside the attention bottlenecks.
+
+    Shape:
+        - x: (B, C, H, W); levels: N-1 tensors (B, C, H, W)
+        - output: (B, C, H, W)
+
+    Example:
+        >>> import torch
+        >>> ifa = IFA(16, num_levels=3)
+        >>> x, earlier = torch.rand(1, 16, 9, 9), [torch.rand(1, 16, 9, 9) for _ in range(2)]
+        >>> ifa(x).shape, ifa(x, levels=earlier).shape
+        (torch.Size([1, 16, 9, 9]), torch.Size([1, 16, 9, 9]))
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        reduction: int = 8,
+        num_levels: int | None = None,
+        act_layer: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.channel_attn = ChannelAttention(dim, reduction, act_layer)
+        self.pixel_attn = PixelAttention(dim, reduction, act_layer)
+        self.fusion = CrossLayerAttention(dim, num_levels) if num_levels is not None else None
+
+    def forward(self, x: Tensor, levels: Sequence[Tensor] | None = None) -> Tensor:
+        check_image_batch(x, "IFA input x", self.dim)
+        y = self.pixel_attn(self.channel_attn(x))
+        if levels is None:
+            return y
+        if self.fusion is None:
+            raise ValueError("IFA: levels were given but the block was built with num_levels=None")
+        if len(levels) != self.fusion.num_levels - 1:
+            raise ValueError(
+                f"IFA: expected {self.fusion.num_levels - 1} earlier levels "
+                f"(num_levels={self.fusion.num_levels} includes x), got {len(levels)}"
+            )
+        return self.fusion(torch.stack([*levels, y], dim=1))

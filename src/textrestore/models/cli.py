@@ -1,0 +1,87 @@
+"""``textrestore models``: a table of the presets with parameters and FLOPs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..layers import TCM
+from .nalsuper import NaLSuper
+from .registry import create_model, list_models
+
+__all__ = ["count_flops", "model_table", "register"]
+
+
+def _reference_path(model: torch.nn.Module) -> None:
+    """Switch every TCM to the plain softmax(QKᵀ/√d)V formulation (counted exactly)."""
+    for module in model.modules():
+        if isinstance(module, TCM):
+            module.fused_attn = False
+
+
+def count_flops(
+    name: str, height: int = 400, width: int = 600, text_tokens: int = 77, **overrides: Any
+) -> int:
+    """FLOPs of one forward of preset ``name`` on a (1, 3, height, width) image.
+
+    Counted by :class:`torch.utils.flop_counter.FlopCounterMode` on the reference
+    attention path, on the meta device (no memory, no compute).
+    """
+    with torch.device("meta"):
+        model = create_model(name, **overrides)
+        if not isinstance(model, NaLSuper):
+            raise TypeError(f"count_flops: {name} is not a NaLSuper preset")
+        image = torch.empty(1, model.in_chans, height, width)
+        text = torch.empty(1, text_tokens, model.text_dim)
+    _reference_path(model)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(image, text)
+    return int(counter.get_total_flops())
+
+
+def model_table(height: int = 400, width: int = 600) -> list[dict[str, Any]]:
+    """One row per preset: name, params, GFLOPs at ``height``×``width``, text encoder."""
+    rows = []
+    for name in list_models():
+        with torch.device("meta"):
+            model = create_model(name)
+        params = sum(p.numel() for p in model.parameters())
+        rows.append(
+            {
+                "model": name,
+                "params_M": round(params / 1e6, 3),
+                "gflops": round(count_flops(name, height, width) / 1e9, 1),
+                "dim": getattr(model, "dim", None),
+                "depth": getattr(model, "depth", None),
+                "text_encoder": getattr(model, "text_encoder_name", None),
+            }
+        )
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]], height: int, width: int) -> str:
+    header = f"| model | params (M) | GFLOPs @ {height}x{width} | C | RTFBs | text encoder |"
+    lines = [header, "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['params_M']:.3f} | {r['gflops']:.1f} | {r['dim']} "
+            f"| {r['depth']} | {r['text_encoder']} |"
+        )
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    print(format_table(model_table(args.height, args.width), args.height, args.width))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``models`` subcommand."""
+    p = subparsers.add_parser("models", help="list the model presets with params and FLOPs")
+    p.add_argument("--height", type=int, default=400, help="image height for FLOPs (400)")
+    p.add_argument("--width", type=int, default=600, help="image width for FLOPs (600)")
+    p.set_defaults(func=_run)

@@ -1,0 +1,198 @@
+"""NaLSuper: Natural Language Supervision network for low-light enhancement (arXiv 2501.06546)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import check_image_batch
+from ..layers import RTFB, CrossLayerAttention
+from ..text import PromptBank, TextEmbedding, as_text_embedding
+from .registry import register_model
+
+__all__ = ["NaLSuper", "nalsuper", "nalsuper_s", "nalsuper_t"]
+
+TextInput = str | Sequence[str] | Tensor | TextEmbedding | None
+
+
+class NaLSuper(nn.Module):
+    """Text-guided low-light enhancer.
+
+    ``image → 3×3 conv stem → depth × RTFB(TCM, IFA) → cross-layer fusion of every
+    block's output → 3×3 conv → + image``. The network never downsamples, so any
+    H, W >= 1 works without padding.
+
+    Text is looked up in the model's :class:`~textrestore.text.PromptBank`: each
+    distinct prompt is encoded once by the attached text encoder and kept as a buffer
+    in the ``state_dict``, so a saved model runs without any text encoder installed.
+
+    Args:
+        in_chans: image channels.
+        dim: feature channels C.
+        depth: number of RTFBs (15 in the paper).
+        num_heads: TCM attention heads.
+        text_dim: text token width D (512 for CLIP ViT-B/32, 384 for MiniLM).
+        reduction: bottleneck ratio of the channel and pixel attention.
+        act_layer: activation used throughout.
+        init_values: initial LayerScale of the TCM updates.
+        use_tcm: ``False`` builds the text-free "Base" model of the paper's ablation.
+        use_ifa: ``False`` drops channel/pixel attention and the cross-layer fusion
+            (the tail then reads the last block only).
+        default_prompt: the prompt used when ``text`` is None.
+        channels_last: run the body in channels_last memory format (faster convs on CPU).
+        text_encoder: name of the text encoder the preset was designed for (metadata,
+            used by tools that attach an encoder; see :func:`textrestore.text.create_text_encoder`).
+
+    Shape:
+        - image: (B, in_chans, H, W) float, nominally in [0, 1]
+        - text: None, a str, a list of B (or 1) str, a (B, L, D) / (L, D) / (D,) tensor or a
+          TextEmbedding
+        - output: (B, in_chans, H, W) (not clipped; clip for display)
+
+    Example:
+        >>> import torch
+        >>> model = NaLSuper(dim=16, depth=2, num_heads=2, text_dim=8)
+        >>> model(torch.rand(1, 3, 13, 17), torch.randn(4, 8)).shape
+        torch.Size([1, 3, 13, 17])
+    """
+
+    def __init__(
+        self,
+        in_chans: int = 3,
+        dim: int = 64,
+        depth: int = 15,
+        num_heads: int = 4,
+        text_dim: int = 512,
+        reduction: int = 8,
+        act_layer: type[nn.Module] = nn.ReLU,
+        init_values: float | None = 0.1,
+        use_tcm: bool = True,
+        use_ifa: bool = True,
+        default_prompt: str = "normal light image",
+        channels_last: bool = True,
+        text_encoder: str | None = None,
+    ) -> None:
+        super().__init__()
+        for key, value in (("in_chans", in_chans), ("dim", dim), ("depth", depth)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"NaLSuper: {key} must be a positive int, got {value!r}")
+        self.in_chans, self.dim, self.depth, self.text_dim = in_chans, dim, depth, text_dim
+        self.use_tcm, self.channels_last = use_tcm, channels_last
+        self.text_encoder_name = text_encoder
+        self.config: dict[str, Any] = {
+            "in_chans": in_chans, "dim": dim, "depth": depth, "num_heads": num_heads,
+            "text_dim": text_dim, "reduction": reduction, "init_values": init_values,
+            "use_tcm": use_tcm, "use_ifa": use_ifa, "default_prompt": default_prompt,
+            "text_encoder": text_encoder,
+        }  # fmt: skip
+        self.stem = nn.Conv2d(in_chans, dim, 3, padding=1)
+        self.blocks = nn.ModuleList(
+            RTFB(dim, text_dim, num_heads, reduction, act_layer, init_values, use_tcm, use_ifa)
+            for _ in range(depth)
+        )
+        self.fusion = CrossLayerAttention(dim, depth) if use_ifa else None
+        self.tail = nn.Conv2d(dim, in_chans, 3, padding=1)
+        self.prompt_bank = PromptBank(text_dim, default_prompt=default_prompt)
+
+    # -- text ---------------------------------------------------------------------------
+    def set_text_encoder(self, encoder: Any) -> NaLSuper:
+        """Attach a text encoder used to embed prompts not yet in the prompt bank."""
+        if encoder is not None and getattr(encoder, "dim", self.text_dim) != self.text_dim:
+            raise ValueError(
+                f"NaLSuper.set_text_encoder: the encoder's width {encoder.dim} does not match "
+                f"the model's text_dim={self.text_dim}; build the model with "
+                f"text_dim={encoder.dim}"
+            )
+        self.prompt_bank.attach_encoder(encoder)
+        return self
+
+    def embed_text(self, text: TextInput, batch: int) -> TextEmbedding:
+        """Resolve ``text`` (see the class docstring) to a TextEmbedding of ``batch`` rows."""
+        if text is None:
+            text = self.prompt_bank.default_prompt
+        if isinstance(text, str):
+            emb = self.prompt_bank([text])
+        elif isinstance(text, (Tensor, TextEmbedding)):
+            emb = as_text_embedding(text)
+        elif isinstance(text, Sequence):
+            prompts = list(text)
+            if not prompts:
+                raise ValueError("NaLSuper: text is an empty list; give one prompt per image")
+            if not all(isinstance(p, str) for p in prompts):
+                raise TypeError("NaLSuper: a text list must hold only str prompts")
+            if len(prompts) not in (1, batch):
+                raise ValueError(
+                    f"NaLSuper: got {len(prompts)} prompts for {batch} images; give 1 or {batch}"
+                )
+            emb = self.prompt_bank(prompts)
+        else:
+            raise TypeError(
+                "NaLSuper: text must be None, a str, a list of str, a tensor or a TextEmbedding, "
+                f"got {type(text).__name__}"
+            )
+        if emb.dim != self.text_dim:
+            raise ValueError(
+                f"NaLSuper: expected text of width D={self.text_dim} in (B, L, {self.text_dim}), "
+                f"got shape {tuple(emb.tokens.shape)}"
+            )
+        if emb.batch_size not in (1, batch):
+            raise ValueError(
+                f"NaLSuper: batch of {emb.batch_size} text entries does not match {batch} images"
+            )
+        return emb.expand(batch)
+
+    # -- forward ------------------------------------------------------------------------
+    def forward_features(self, image: Tensor, text: TextInput = None) -> list[Tensor]:
+        """The output of every RTFB, a list of ``depth`` tensors (B, C, H, W)."""
+        check_image_batch(image, "NaLSuper input image", self.in_chans)
+        emb = self.embed_text(text, image.shape[0]) if self.use_tcm else None
+        tokens = emb.tokens.to(device=image.device, dtype=image.dtype) if emb is not None else None
+        mask = emb.mask.to(image.device) if emb is not None else None
+        x = image.contiguous(memory_format=torch.channels_last) if self.channels_last else image
+        x = self.stem(x)
+        levels = []
+        for block in self.blocks:
+            x = block(x, tokens, mask)
+            levels.append(x)
+        return levels
+
+    def forward(self, image: Tensor, text: TextInput = None) -> Tensor:
+        levels = self.forward_features(image, text)
+        fused = self.fusion(levels) if self.fusion is not None else levels[-1]
+        return (image + self.tail(fused)).contiguous()
+
+
+def _build(
+    preset: dict[str, Any], pretrained: bool, name: str, overrides: dict[str, Any]
+) -> NaLSuper:
+    model = NaLSuper(**{**preset, **overrides})
+    if pretrained:
+        from .pretrained import load_pretrained
+
+        load_pretrained(model, name)
+    return model
+
+
+@register_model
+def nalsuper(pretrained: bool = False, **overrides: Any) -> NaLSuper:
+    """The paper's configuration: C=64, 15 RTFBs, 4 heads, CLIP ViT-B/32 text (D=512)."""
+    preset = {"dim": 64, "depth": 15, "num_heads": 4, "text_dim": 512,
+              "text_encoder": "openclip:ViT-B-32"}  # fmt: skip
+    return _build(preset, pretrained, "nalsuper", overrides)
+
+
+@register_model
+def nalsuper_s(pretrained: bool = False, **overrides: Any) -> NaLSuper:
+    """Small CPU preset: C=32, 8 RTFBs, 4 heads, MiniLM text (D=384)."""
+    preset = {"dim": 32, "depth": 8, "num_heads": 4, "text_dim": 384, "text_encoder": "minilm"}
+    return _build(preset, pretrained, "nalsuper_s", overrides)
+
+
+@register_model
+def nalsuper_t(pretrained: bool = False, **overrides: Any) -> NaLSuper:
+    """Tiny preset for tests and demos: C=16, 3 RTFBs, 2 heads, MiniLM text (D=384)."""
+    preset = {"dim": 16, "depth": 3, "num_heads": 2, "text_dim": 384, "text_encoder": "minilm"}
+    return _build(preset, pretrained, "nalsuper_t", overrides)
