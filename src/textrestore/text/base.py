@@ -96,7 +96,9 @@ class TextEncoder(nn.Module):
 
     # -- freezing -------------------------------------------------------------------
     def freeze(self) -> TextEncoder:
-        """Put the encoder in eval mode and turn off gradients of all its parameters."""
+        """Eval mode, no gradients, ``trainable = False`` (a frozen ``learned:`` encoder is
+        then cached by a PromptBank like any other encoder)."""
+        self.trainable = False
         for p in self.parameters():
             p.requires_grad_(False)
         return super().train(False)

@@ -103,7 +103,8 @@ class LearnedTextEncoder(TextEncoder):
             i = len(self._index)
             gen = torch.Generator().manual_seed(zlib.crc32(p.encode("utf-8")))
             init = torch.randn(self.n_tokens, self.dim, generator=gen) * self.init_std
-            self.register_parameter(f"ctx_{i}", nn.Parameter(init.to(ref.device)))
+            ctx = nn.Parameter(init.to(ref.device), requires_grad=self.trainable)
+            self.register_parameter(f"ctx_{i}", ctx)
             self.register_buffer(f"text_{i}", encode_prompt_bytes(p).to(ref.device))
             self._index[p] = i
 
