@@ -478,18 +478,31 @@ class PerceptualLoss(_WeightedLoss):
         path = None if _random_init else find_torchvision_weights(_VGG[vgg_type], weights)
         import torchvision
 
-        model = getattr(torchvision.models, vgg_type)(weights=None)
-        if path is not None:
-            model.load_state_dict(load_state_dict(path))
-        features: nn.Sequential = model.features
+        features: nn.Sequential = getattr(torchvision.models, vgg_type)(weights=None).features
         names = _vgg_layer_names(features)
-        self.layer_weights = dict(layer_weights or {"conv5_4": 1.0})
+        self.layer_weights = dict({"conv5_4": 1.0} if layer_weights is None else layer_weights)
         unknown = [k for k in self.layer_weights if k not in names]
         if unknown:
             raise ValueError(f"unknown {vgg_type} layer(s) {unknown}; valid names: {names}")
+        if not self.layer_weights:
+            raise ValueError("PerceptualLoss needs at least one layer in layer_weights")
         last = max(names.index(k) for k in self.layer_weights)
         self.features = features[: last + 1]
         self.names = names[: last + 1]
+        if path is not None:
+            # Only the layers up to the deepest one used are needed; the classifier and
+            # deeper layers of the file are ignored.
+            state = {
+                k[len("features."):]: v
+                for k, v in load_state_dict(path).items()
+                if k.startswith("features.") and int(k.split(".")[1]) <= last
+            }
+            missing, _ = self.features.load_state_dict(state, strict=False)
+            if missing:
+                raise ValueError(
+                    f"{str(path)!r} is not a torchvision {vgg_type} state dict: missing "
+                    f"features.{missing[0]} (and {len(missing) - 1} more)"
+                )
         self.criterion = criterion
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), False)

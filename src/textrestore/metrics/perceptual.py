@@ -39,6 +39,10 @@ _BACKBONES: dict[str, tuple[str, str]] = {
 }
 
 
+# Smallest H and W each backbone accepts (its pooling stages need at least one pixel).
+_MIN_SIDE: dict[str, int] = {"alex": 31, "vgg": 16, "squeeze": 17}
+
+
 def lpips_backbone_file(net: str = "alex") -> str:
     """File name of the torchvision ImageNet weights an LPIPS backbone needs.
 
@@ -236,6 +240,12 @@ class LPIPS(nn.Module):
             raise ValueError(
                 f"LPIPS expects pred and target of the same shape (B, 3, H, W), got "
                 f"{tuple(pred.shape)} and {tuple(target.shape)}"
+            )
+        side = _MIN_SIDE[self.net_name]
+        if min(pred.shape[-2:]) < side:
+            raise ValueError(
+                f"LPIPS with net={self.net_name!r} needs H, W >= {side}, got "
+                f"{tuple(pred.shape[-2:])}"
             )
         out = self.net(pred, target, normalize=True)
         return out.reshape(out.shape[0])
