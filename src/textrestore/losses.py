@@ -411,23 +411,44 @@ class MSSSIMLoss(_WeightedLoss):
 # --------------------------------------------------------------------------- perceptual
 
 _VGG = {"vgg16": "vgg16-397923af.pth", "vgg19": "vgg19-dcbb9e9d.pth"}
+# torchvision's VGG configurations "D" (vgg16) and "E" (vgg19); "M" is a 2x2 max pool.
+_VGG_CFG: dict[str, list[int | str]] = {
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+              512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+              512, 512, 512, 512, "M"],
+}
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _vgg_layer_names(features: nn.Sequential) -> list[str]:
+def _vgg_layer_names(vgg_type: str) -> list[str]:
+    """Names of torchvision's ``vgg.features[i]``: conv1_1, relu1_1, ..., pool5."""
     names: list[str] = []
     block, conv = 1, 1
-    for m in features:
-        if isinstance(m, nn.Conv2d):
-            names.append(f"conv{block}_{conv}")
-        elif isinstance(m, nn.ReLU):
-            names.append(f"relu{block}_{conv}")
-            conv += 1
-        else:
+    for v in _VGG_CFG[vgg_type]:
+        if v == "M":
             names.append(f"pool{block}")
             block, conv = block + 1, 1
+        else:
+            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
+            conv += 1
     return names
+
+
+def _vgg_features(vgg_type: str, num_layers: int) -> nn.Sequential:
+    """The first ``num_layers`` modules of torchvision's ``vgg.features`` (same indices)."""
+    layers: list[nn.Module] = []
+    in_ch = 3
+    for v in _VGG_CFG[vgg_type]:
+        if v == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(in_ch, int(v), kernel_size=3, padding=1), nn.ReLU(inplace=False)]
+            in_ch = int(v)
+        if len(layers) >= num_layers:
+            break
+    return nn.Sequential(*layers[:num_layers])
 
 
 class PerceptualLoss(_WeightedLoss):
@@ -476,10 +497,7 @@ class PerceptualLoss(_WeightedLoss):
         if criterion not in ("l1", "mse"):
             raise ValueError(f"criterion must be 'l1' or 'mse', got {criterion!r}")
         path = None if _random_init else find_torchvision_weights(_VGG[vgg_type], weights)
-        import torchvision
-
-        features: nn.Sequential = getattr(torchvision.models, vgg_type)(weights=None).features
-        names = _vgg_layer_names(features)
+        names = _vgg_layer_names(vgg_type)
         self.layer_weights = dict({"conv5_4": 1.0} if layer_weights is None else layer_weights)
         unknown = [k for k in self.layer_weights if k not in names]
         if unknown:
@@ -487,7 +505,7 @@ class PerceptualLoss(_WeightedLoss):
         if not self.layer_weights:
             raise ValueError("PerceptualLoss needs at least one layer in layer_weights")
         last = max(names.index(k) for k in self.layer_weights)
-        self.features = features[: last + 1]
+        self.features = _vgg_features(vgg_type, last + 1)
         self.names = names[: last + 1]
         if path is not None:
             # Only the layers up to the deepest one used are needed; the classifier and
