@@ -123,7 +123,8 @@ def evaluate(
         model: ``nn.Module`` mapping ``(low, text)`` to a (B, 3, H, W) image.
         loader: iterable of batch dicts (e.g. a ``DataLoader``).
         prompts: prompt(s) used when a batch has no ``"prompt"``.
-        device: where to run; None uses the model's device.
+        device: where the batches are moved (the model must already be there); None
+            uses the device of the model's first parameter (CPU for a parameterless model).
         gt_mean: also report every metric in its GT-mean variant (``psnr_gt_mean``, ...).
         metrics: any of ``"psnr"``, ``"ssim"``, ``"mae"``, ``"lpips"``. LPIPS needs local
             backbone weights (see :mod:`textrestore.metrics.perceptual`); it is resolved
