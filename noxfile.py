@@ -28,3 +28,31 @@ def typing(session: nox.Session) -> None:
     """mypy on the package."""
     session.install("-e", ".", "mypy")
     session.run("mypy", "src")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Sphinx site, warnings as errors, then the pages' {doctest} blocks."""
+    session.install("-e", ".[docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-b", "doctest", "docs", "docs/_build/doctest"
+    )
+
+
+EXAMPLES = (
+    "ablation_tcm.py",
+    "prompt_sensitivity.py",
+    "attention_maps.py",
+    "ifa_in_unet.py",
+    "train_lol.py",
+)
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Every example in its --quick mode; outputs under examples/_out/<name>."""
+    session.install("-e", ".[test,docs]")
+    for script in EXAMPLES:
+        out = f"examples/_out/{script.removesuffix('.py')}"
+        session.run("python", f"examples/{script}", "--quick", "--out", out, *session.posargs)
