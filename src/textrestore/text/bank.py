@@ -71,6 +71,10 @@ class PromptBank(nn.Module):
         True
     """
 
+    _anchor: Tensor
+    encoder: TextEncoder | None
+    _frozen: TextEncoder | None
+
     def __init__(self, text_dim: int, default_prompt: str = "normal light image") -> None:
         super().__init__()
         if not isinstance(text_dim, int) or isinstance(text_dim, bool) or text_dim < 1:

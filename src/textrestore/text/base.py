@@ -112,8 +112,8 @@ class TextEncoder(nn.Module):
         """Device of the encoder's first parameter or buffer (CPU when it has none)."""
         for t in self.parameters():
             return t.device
-        for t in self.buffers():
-            return t.device
+        for b in self.buffers():
+            return b.device
         return torch.device("cpu")
 
     # -- encoding -------------------------------------------------------------------

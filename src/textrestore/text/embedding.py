@@ -103,10 +103,12 @@ class TextEmbedding:
             self.pooled.expand(batch, -1),
         )
 
-    def to(self, *args: object, **kwargs: object) -> TextEmbedding:
-        """Move tokens and pooled like ``Tensor.to``; the mask keeps its bool dtype."""
-        tokens = self.tokens.to(*args, **kwargs)  # type: ignore[arg-type]
-        pooled = self.pooled.to(*args, **kwargs)  # type: ignore[arg-type]
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> TextEmbedding:
+        """Move tokens and pooled to ``device`` / ``dtype``; the mask keeps its bool dtype."""
+        tokens = self.tokens.to(device=device, dtype=dtype)
+        pooled = self.pooled.to(device=device, dtype=dtype)
         return TextEmbedding(tokens, self.mask.to(tokens.device), pooled)
 
 

@@ -65,6 +65,8 @@ class LearnedTextEncoder(TextEncoder):
 
     trainable = True
 
+    config: Tensor
+
     def __init__(
         self,
         n_tokens: int | str = 8,

@@ -244,7 +244,7 @@ class OpenCLIPTextEncoder(TextEncoder):
     def _init_from(
         self, model: nn.Module, tokenizer: Any, name: str, project_tokens: bool | None
     ) -> None:
-        tower = getattr(model, "text", None)
+        tower: Any = getattr(model, "text", None)
         if tower is None:
             tower = model  # open_clip.CLIP keeps its text tower's modules on the model
         for attr in ("token_embedding", "positional_embedding", "transformer", "ln_final"):
@@ -283,7 +283,7 @@ class OpenCLIPTextEncoder(TextEncoder):
         self.freeze()
 
     def _project(self, x: Tensor) -> Tensor:
-        proj = self._tower[0].text_projection
+        proj: Any = self._tower[0].text_projection
         if proj is None:
             return x
         return proj(x) if isinstance(proj, nn.Linear) else x @ proj
@@ -302,7 +302,7 @@ class OpenCLIPTextEncoder(TextEncoder):
     def forward(self, prompts: list[str]) -> TextEmbedding:
         from open_clip.transformer import text_global_pool
 
-        tower = self._tower[0]
+        tower: Any = self._tower[0]
         ids = self.tokenizer(prompts).to(self.device)
         if hasattr(tower, "_embeds"):  # open_clip.TextTransformer
             x, attn_mask = tower._embeds(ids)
