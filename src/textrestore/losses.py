@@ -534,6 +534,9 @@ class PerceptualLoss(_WeightedLoss):
         self.features.eval()
         return self
 
+    mean: Tensor
+    std: Tensor
+
     def _feats(self, x: Tensor) -> dict[str, Tensor]:
         x = (x - self.mean) / self.std
         out: dict[str, Tensor] = {}

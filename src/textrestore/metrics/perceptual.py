@@ -174,7 +174,9 @@ def _build_lpips_net(
         raise ImportError("LPIPS needs torchmetrics and torchvision installed") from err
     # pretrained=False / pnet_rand=True: torchmetrics builds the backbone with random
     # weights and loads nothing; we load both parts ourselves, offline, weights_only.
-    model = tm_lpips._NoTrainLpips(net=net, pretrained=False, pnet_rand=True)
+    model = tm_lpips._NoTrainLpips(
+        net=net, pretrained=False, pnet_rand=True  # type: ignore[arg-type]
+    )
     lin_file = Path(tm_lpips.__file__).parent / "lpips_models" / f"{net}.pth"
     if not lin_file.is_file():  # pragma: no cover - shipped with torchmetrics
         raise FileNotFoundError(f"torchmetrics' LPIPS head weights are missing: {lin_file}")
@@ -306,10 +308,11 @@ def lpips(
         filename = lpips_backbone_file(net)
         path = str(find_torchvision_weights(filename, weights))
         key = (net, path, str(p.device), p.dtype)
-        module = _CACHE.get(key)
-        if module is None:
-            module = LPIPS(net, path).to(device=p.device, dtype=p.dtype)
-            _CACHE[key] = module
+        cached = _CACHE.get(key)
+        if cached is None:
+            cached = LPIPS(net, path).to(device=p.device, dtype=p.dtype)
+            _CACHE[key] = cached
+        module = cached
     with torch.no_grad():
         values = module(p, t)
     return _reduce(values, reduction, single)
