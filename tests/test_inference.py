@@ -1,0 +1,193 @@
+"""enhance(): input kinds, odd sizes, padding, tiling with blending, tile='auto'."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from textrestore import create_model
+from textrestore.inference import (
+    auto_tile_size,
+    enhance,
+    load_model,
+    plan_tiles,
+    read_image,
+    tile_window,
+    write_image,
+)
+from textrestore.metrics import psnr
+from textrestore.text import TextEmbedding
+
+
+@pytest.fixture(scope="module")
+def tiny() -> torch.nn.Module:
+    model = create_model("nalsuper_t", text_dim=8).eval()
+    gen = torch.Generator().manual_seed(0)
+    emb = TextEmbedding(
+        torch.randn(1, 3, 8, generator=gen), torch.ones(1, 3, dtype=torch.bool), torch.zeros(1, 8)
+    )
+    model.prompt_bank.add("normal light image", emb)
+    return model
+
+
+SIZES = [(1, 1), (37, 53), (600, 400)]
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_numpy_kinds(tiny, size, dtype):
+    h, w = size
+    rng = np.random.default_rng(0)
+    if dtype == np.uint8:
+        arr = rng.integers(0, 256, (h, w, 3)).astype(dtype)
+    elif dtype == np.uint16:
+        arr = rng.integers(0, 65536, (h, w, 3)).astype(dtype)
+    else:
+        arr = rng.random((h, w, 3)).astype(dtype)
+    out = enhance(arr, model=tiny, device="cpu")
+    assert isinstance(out, np.ndarray)
+    assert out.shape == arr.shape and out.dtype == arr.dtype
+    if np.issubdtype(dtype, np.floating):
+        assert out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_tensor_and_pil(tiny, size):
+    h, w = size
+    t = torch.rand(3, h, w)
+    out = enhance(t, model=tiny, device="cpu")
+    assert out.shape == t.shape and out.dtype == t.dtype and out.device == t.device
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    tb = torch.rand(2, 3, h, w, dtype=torch.float64)
+    outb = enhance(tb, model=tiny, device="cpu")
+    assert outb.shape == tb.shape and outb.dtype == torch.float64
+    t8 = (torch.rand(3, h, w) * 255).to(torch.uint8)
+    assert enhance(t8, model=tiny, device="cpu").dtype == torch.uint8
+    for mode in ("RGB", "L", "RGBA"):
+        im = Image.fromarray(np.zeros((h, w, 3), np.uint8)).convert(mode)
+        res = enhance(im, model=tiny, device="cpu")
+        assert isinstance(res, Image.Image) and res.size == im.size and res.mode == mode
+
+
+def test_path_input(tiny, tmp_path):
+    arr = np.random.default_rng(1).integers(0, 80, (37, 53, 3)).astype(np.uint8)
+    path = write_image(tmp_path / "x.png", arr)
+    assert np.array_equal(read_image(path), arr)
+    out = enhance(str(path), model=tiny, device="cpu")
+    assert isinstance(out, Image.Image) and out.size == (53, 37)
+    with pytest.raises(FileNotFoundError):
+        enhance(tmp_path / "missing.png", model=tiny, device="cpu")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="not a readable image"):
+        read_image(bad)
+
+
+def test_bad_inputs(tiny):
+    with pytest.raises(TypeError, match="expected a path"):
+        enhance([1, 2, 3], model=tiny, device="cpu")
+    with pytest.raises(ValueError, match="shape"):
+        enhance(np.zeros((4, 4, 2), np.uint8), model=tiny, device="cpu")
+    with pytest.raises(TypeError, match="dtype"):
+        enhance(np.zeros((4, 4, 3), np.int32), model=tiny, device="cpu")
+    with pytest.raises(ValueError, match="tensor of shape"):
+        enhance(torch.rand(4, 5, 5), model=tiny, device="cpu")
+    with pytest.raises(ValueError, match="overlap"):
+        enhance(torch.rand(3, 5, 5), model=tiny, tile=16, overlap=16, device="cpu")
+    with pytest.raises(TypeError, match="tile"):
+        enhance(torch.rand(3, 5, 5), model=tiny, tile="big", device="cpu")
+    with pytest.raises(ValueError, match="neither"):
+        load_model("no-such-model")
+    with pytest.raises(FileNotFoundError):
+        load_model("missing.safetensors")
+
+
+def test_plan_and_window():
+    for length, tile, ov in [(100, 40, 10), (512, 128, 32), (37, 16, 4), (16, 16, 4)]:
+        starts = plan_tiles(length, tile, ov)
+        assert starts[0] == 0 and starts[-1] + min(tile, length) == length
+        gaps = np.diff(starts)
+        assert all(tile - g >= ov for g in gaps)
+    w = tile_window(64, 16)
+    assert bool((w > 0).all()) and torch.allclose(w, w.flip(0)) and float(w[20]) == 1.0
+    # complementary ramps: overlapping raised cosines sum to one
+    ramp = w[:16]
+    assert torch.allclose(ramp + ramp.flip(0), torch.ones(16), atol=1e-6)
+
+
+def test_tiled_matches_whole_for_local_model():
+    """A purely local model (convs only): tiles with enough overlap reproduce the whole image."""
+
+    class Local(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x, text=None):
+            return x + 0.1 * self.conv(x)
+
+    m = Local()
+    x = torch.rand(1, 3, 70, 90)
+    whole = enhance(x, model=m, device="cpu")
+    tiled = enhance(x, model=m, tile=32, overlap=12, tile_batch=3, device="cpu")
+    assert float(psnr(tiled, whole)) > 60
+
+
+def test_padding_hook():
+    """A model that declares ``pad_multiple`` gets reflect-padded input and a cropped output."""
+
+    class Needs8(torch.nn.Module):
+        pad_multiple = 8
+
+        def forward(self, x, text=None):
+            if x.shape[-1] % 8 or x.shape[-2] % 8:
+                raise AssertionError(f"unpadded input {tuple(x.shape)}")
+            return x
+
+    x = torch.rand(1, 3, 37, 53)
+    assert torch.equal(enhance(x, model=Needs8(), device="cpu"), x)
+    assert enhance(torch.rand(3, 1, 1), model=Needs8(), device="cpu").shape == (3, 1, 1)
+
+
+def test_auto_tile(tiny):
+    budget = 16 << 20  # 16 MiB
+    tile = auto_tile_size(tiny, 600, 400, budget, batch=2, overlap=16)
+    assert tile is not None and tile < 400
+    from textrestore.inference import bytes_per_pixel
+
+    assert 2 * tile * tile * bytes_per_pixel(tiny) <= budget
+    assert auto_tile_size(tiny, 64, 64, budget) is None
+    x = torch.rand(1, 3, 600, 400)
+    out = enhance(x, model=tiny, tile="auto", memory_budget=budget, overlap=16, device="cpu")
+    assert out.shape == x.shape
+
+
+def test_prompt_and_training_mode_restored(tiny):
+    tiny.train()
+    enhance(torch.rand(3, 8, 8), model=tiny, prompt="normal light image", device="cpu")
+    assert tiny.training
+    tiny.eval()
+
+
+def _photo_512x768() -> torch.Tensor:
+    data = pytest.importorskip("skimage.data")
+    from textrestore.baselines import darken
+
+    ref = torch.from_numpy(data.coffee()).permute(2, 0, 1).float()[None] / 255
+    ref = torch.nn.functional.interpolate(ref, size=(512, 768), mode="bilinear", antialias=True)
+    return darken(ref.clamp(0, 1), seed=7)
+
+
+def test_tiled_vs_whole_shipped_model():
+    from textrestore.models import list_pretrained
+
+    if "nalsuper_s" not in list_pretrained():  # test_pretrained.py fails loudly in that case
+        pytest.skip("no shipped nalsuper_s checkpoint")
+    model = load_model()  # the shipped nalsuper_s checkpoint
+    low = _photo_512x768()
+    whole = enhance(low, model=model, device="cpu")
+    tiled = enhance(low, model=model, tile=256, overlap=32, device="cpu")
+    value = float(psnr(tiled, whole))
+    assert value >= 35.0, value
