@@ -204,9 +204,13 @@ def to_image(x: Tensor) -> np.ndarray:
 
 
 def save_grid(
-    path: Path, images: Sequence[Tensor], titles: Sequence[str], rows: int = 1, scale: float = 2.6
+    path: Path,
+    images: Sequence[Tensor | None],
+    titles: Sequence[str],
+    rows: int = 1,
+    scale: float = 2.6,
 ) -> None:
-    """Images side by side with titles (matplotlib)."""
+    """Images side by side with titles (matplotlib); ``None`` leaves a cell empty."""
     import matplotlib.pyplot as plt
 
     cols = (len(images) + rows - 1) // rows
@@ -214,6 +218,8 @@ def save_grid(
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img, title in zip(axes.ravel(), images, titles):
+        if img is None:
+            continue
         ax.imshow(to_image(img))
         ax.set_title(title, fontsize=8)
     fig.tight_layout()

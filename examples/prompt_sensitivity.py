@@ -78,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     # Side by side: input, outputs, target; second row: |Δ| maps (amplified) per prompt.
     deltas = [(outs[p] - ref).abs().mean(1, keepdim=True) for p in PROMPTS]
     gain = 1.0 / max(1e-6, max(float(d.max()) for d in deltas))
-    images = [low[0], *(outs[p][0] for p in PROMPTS), high[0]]
+    images: list[torch.Tensor | None] = [low[0], *(outs[p][0] for p in PROMPTS), high[0]]
     titles = ["input", *(f"{p!r}" for p in PROMPTS), "target"]
-    images += [torch.zeros_like(low[0]), *((d[0] * gain).expand(3, -1, -1) for d in deltas)]
+    images += [None, *((d[0] * gain).expand(3, -1, -1) for d in deltas)]
     titles += ["", *(f"|Δ| x{gain:.0f}" for _ in PROMPTS)]
-    images += [torch.zeros_like(low[0])]
+    images += [None]
     titles += [""]
     C.save_grid(out / "prompts.png", images, titles, rows=2)
 
