@@ -17,7 +17,12 @@ from ._version import __version__
 __all__ = ["main", "build_parser"]
 
 # Modules that contribute subcommands, in the order they appear in --help.
-_COMMAND_MODULES: tuple[str, ...] = ("textrestore.models.cli",)
+_COMMAND_MODULES: tuple[str, ...] = (
+    "textrestore.commands.demo",
+    "textrestore.commands.enhance",
+    "textrestore.models.cli",
+    "textrestore.commands.export",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

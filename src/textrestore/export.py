@@ -1,0 +1,206 @@
+"""Export a model with its prompt embedding baked in: ONNX, TorchScript, ExportedProgram.
+
+The exported graph takes one input, ``image`` (1, 3, H, W) float32 with dynamic H and
+W (TorchScript: any batch), and returns the enhanced image of the same shape (not clipped). The prompt's
+token embeddings are constants of the graph, so no text encoder is needed at run time.
+
+Formats:
+
+- ``torchscript`` (``.pt``): ``torch.jit.trace``; load with ``torch.jit.load``.
+- ``exported-program`` (``.pt2``): ``torch.export`` with dynamic H/W; load with
+  ``torch.export.load(path).module()``.
+- ``onnx`` (``.onnx``): the ``torch.export``-based ONNX exporter (needs the ``export``
+  extra: ``onnx``, ``onnxscript``; ``onnxruntime`` to run it).
+
+Example:
+    >>> import torch, tempfile, os
+    >>> from textrestore import create_model
+    >>> m = create_model("nalsuper_t", text_dim=8)
+    >>> emb = torch.randn(3, 8)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = export_model(m, os.path.join(d, "m.pt"), "torchscript", text=emb)
+    ...     ts = torch.jit.load(str(path))
+    ...     x = torch.rand(1, 3, 37, 53)
+    ...     bool((ts(x) - BakedPromptModel(m, text=emb)(x)).abs().max() < 1e-4)
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["BakedPromptModel", "export_model", "load_exported", "FORMATS", "DEFAULT_SUFFIX"]
+
+FORMATS = ("onnx", "torchscript", "exported-program")
+DEFAULT_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
+
+
+class BakedPromptModel(nn.Module):
+    """``image -> model(image, prompt)`` with the prompt's embedding stored as buffers.
+
+    Args:
+        model: a NaLSuper-like module with ``embed_text`` (or any ``model(image, text)``).
+        prompt: the prompt to bake (default: the model's default prompt); looked up in
+            the model's prompt bank.
+        text: an embedding tensor (L, D) / (1, L, D) to bake instead of a prompt.
+
+    Shape:
+        - image: (B, 3, H, W); output: (B, 3, H, W)
+    """
+
+    def __init__(
+        self, model: nn.Module, prompt: str | None = None, text: Tensor | None = None
+    ) -> None:
+        super().__init__()
+        self.model = model
+        if text is None:
+            if not hasattr(model, "embed_text"):
+                raise TypeError(
+                    "BakedPromptModel: the model has no embed_text(); pass the embedding as text="
+                )
+            emb = model.embed_text(prompt, 1)
+            tokens, mask = emb.tokens, emb.mask
+            keep = mask[0]
+            tokens = tokens[:, keep]  # one prompt: only its real tokens, no padding
+        else:
+            if not isinstance(text, Tensor) or text.ndim not in (1, 2, 3):
+                raise ValueError(
+                    "BakedPromptModel: text must be a (D,), (L, D) or (1, L, D) tensor, got "
+                    f"{type(text).__name__} {getattr(text, 'shape', '')}"
+                )
+            tokens = text.reshape(1, -1, text.shape[-1])
+        self.register_buffer("tokens", tokens.detach().clone().float())
+
+    def forward(self, image: Tensor) -> Tensor:
+        text = self.tokens.expand(image.shape[0], -1, -1)
+        return self.model(image, text)
+
+
+def _dynamic_shapes() -> dict[str, dict[int, Any]]:
+    from torch.export import Dim
+
+    # The batch stays 1 in onnx / exported-program: TextEmbedding.batch_size calls int() on
+    # the batch dimension, which specialises it under torch.export.
+    return {"image": {2: Dim("height", min=1, max=16384), 3: Dim("width", min=1, max=16384)}}
+
+
+def _atomic_target(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.tmp{path.suffix}")
+
+
+def export_model(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    format: str = "onnx",
+    prompt: str | None = None,
+    text: Tensor | None = None,
+    example_size: tuple[int, int] = (64, 96),
+    opset: int = 18,
+) -> Path:
+    """Export ``model`` with a baked prompt to ``path`` (written atomically).
+
+    Args:
+        model: the model (set to eval mode; kept on CPU in float32 for export).
+        path: output file.
+        format: one of ``"onnx"``, ``"torchscript"``, ``"exported-program"``.
+        prompt: prompt to bake (default: the model's default prompt).
+        text: an embedding tensor to bake instead of ``prompt``.
+        example_size: (H, W) of the example input used to trace.
+        opset: ONNX opset.
+
+    Returns:
+        The written path.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"export_model: format must be one of {FORMATS}, got {format!r}")
+    out = Path(path)
+    if out.parent and not out.parent.exists():
+        raise FileNotFoundError(f"export_model: folder {out.parent} does not exist")
+    model = model.eval().float().cpu()
+    baked = BakedPromptModel(model, prompt=prompt, text=text).eval()
+    fused = {m: m.fused_attn for m in baked.modules() if hasattr(m, "fused_attn")}
+    if format == "onnx":  # the plain softmax path exports to every opset
+        for m in fused:
+            m.fused_attn = False
+    h, w = example_size
+    example = torch.rand(1, 3, h, w)
+    tmp = _atomic_target(out)
+    try:
+        if format == "torchscript":
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                traced = torch.jit.trace(baked, example, check_trace=False)
+            traced.save(str(tmp))
+        else:
+            if format == "exported-program":
+                with torch.no_grad():
+                    ep = torch.export.export(baked, (example,), dynamic_shapes=_dynamic_shapes())
+                torch.export.save(ep, str(tmp))
+            else:
+                _export_onnx(baked, example, tmp, opset)
+        os.replace(tmp, out)
+    finally:
+        for m, value in fused.items():
+            m.fused_attn = value
+        if tmp.exists():
+            tmp.unlink()
+        data = tmp.with_name(tmp.name + ".data")
+        if data.exists():
+            data.unlink()
+    return out
+
+
+def _export_onnx(baked: nn.Module, example: Tensor, tmp: Path, opset: int) -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            "ONNX export needs the 'export' extra: pip install 'textrestore[export]' "
+            "(onnx, onnxscript, onnxruntime)"
+        ) from err
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            baked,
+            (example,),
+            dynamo=True,
+            dynamic_shapes=_dynamic_shapes(),
+            input_names=["image"],
+            output_names=["enhanced"],
+            opset_version=opset,
+            external_data=False,
+        )
+    program.save(str(tmp))
+
+
+def load_exported(path: str | os.PathLike[str]) -> Any:
+    """Load an exported file as a callable ``f(image) -> image`` (float32 tensors).
+
+    ``.onnx`` runs with onnxruntime on CPU; ``.pt2`` is an ExportedProgram; anything
+    else is loaded with ``torch.jit.load``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"load_exported: no such file: {p}")
+    if p.suffix == ".onnx":
+        import numpy as np
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+
+        def run(image: Tensor) -> Tensor:
+            arr = image.detach().cpu().numpy().astype(np.float32)
+            return torch.from_numpy(sess.run(None, {name: arr})[0])
+
+        return run
+    if p.suffix == ".pt2":
+        return torch.export.load(str(p)).module()
+    return torch.jit.load(str(p), map_location="cpu")
