@@ -19,6 +19,7 @@ import importlib
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -26,6 +27,13 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 import textrestore  # noqa: E402
+
+# sphinx-autodoc-typehints 3.6 calls an API that Sphinx 9 deprecates; the Python warning
+# is printed once per docstring and is not a Sphinx warning. Silence that one only.
+warnings.filterwarnings(
+    "ignore", message=r".*_RstSnippetParser\.set_application.*", category=DeprecationWarning
+)
+warnings.filterwarnings("ignore", message=r".*_RstSnippetParser\.set_application.*")
 
 # -- project ------------------------------------------------------------------------------
 project = "textrestore"
@@ -179,7 +187,7 @@ def _write_api_pages() -> list[str]:
             elif callable(obj):
                 lines += [f".. autofunction:: {modname}.{name}", ""]
             else:
-                lines += [f".. autodata:: {modname}.{name}", "   :no-value:", ""]
+                lines += [f".. autodata:: {modname}.{name}", ""]
         body = lines
         text = "\n".join(body).rstrip() + "\n"
         if not page.exists() or page.read_text() != text:
@@ -258,3 +266,21 @@ myst_substitutions = {
     )
     for doc in REFERENCE_PAGES
 }
+
+
+def _drop_builtin_type_docs(
+    app: object, what: str, name: str, obj: object, options: object, lines: list[str]
+) -> None:
+    """Module constants without a ``#:`` comment would show ``dict``'s or ``tuple``'s own
+    docstring (and its reST errors); show only their value instead."""
+    if what not in ("data", "attribute") or not lines:
+        return
+    type_doc = getattr(type(obj), "__doc__", None)
+    if type(obj).__module__ == "builtins" and type_doc:
+        first = type_doc.strip().splitlines()[0].strip()
+        if lines[0].strip() == first:
+            lines[:] = []
+
+
+def setup(app: object) -> None:
+    app.connect("autodoc-process-docstring", _drop_builtin_type_docs)  # type: ignore[attr-defined]
