@@ -1,0 +1,102 @@
+"""`textrestore enhance`: folders, bad files, summary, exit codes, --skip-existing, --help."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from textrestore import create_model
+from textrestore.cli import build_parser, main
+from textrestore.text import TextEmbedding
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> str:
+    model = create_model("nalsuper_t")
+    emb = TextEmbedding(
+        torch.randn(1, 4, 384), torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, 384)
+    )
+    model.prompt_bank.add("normal light image", emb)
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), {"preset": "nalsuper_t"})
+    return str(path)
+
+
+def _photos(folder):
+    rng = np.random.default_rng(0)
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 60, (24, 31, 3), dtype=np.uint8)).save(folder / "a.png")
+    Image.fromarray(rng.integers(0, 60, (17, 20, 3), dtype=np.uint8)).save(folder / "sub" / "b.jpg")
+    Image.fromarray(rng.integers(0, 60, (9, 9), dtype=np.uint8)).save(folder / "gray.bmp")
+    good = (folder / "a.png").read_bytes()
+    (folder / "corrupt.png").write_bytes(good[: len(good) // 3])  # truncated PNG
+    (folder / "fake.jpg").write_bytes(b"this is not a jpeg")
+    (folder / "notes.txt").write_text("not an image")
+
+
+def test_folder_with_bad_files(tmp_path, tiny_weights, capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _photos(src)
+    code = main(["enhance", str(src), "-o", str(out), "--weights", tiny_weights, "-q"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert (out / "a.png").is_file() and (out / "sub" / "b.png").is_file()
+    assert (out / "gray.png").is_file()
+    assert Image.open(out / "a.png").size == (31, 24)
+    assert "corrupt.png" in captured.err and "fake.jpg" in captured.err
+    assert "enhanced 3" in captured.out and "failed 2" in captured.out
+    assert "ignored 1 non-image" in captured.out
+    assert not (out / "corrupt.png").exists()
+
+    # --skip-existing: nothing is redone; the bad files still fail
+    mtime = (out / "a.png").stat().st_mtime_ns
+    code = main(["enhance", str(src), "-o", str(out), "--weights", tiny_weights, "-q",
+                 "--skip-existing"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1 and "skipped 3 existing" in captured.out
+    assert (out / "a.png").stat().st_mtime_ns == mtime
+
+
+def test_explicit_files_ext_and_tiles(tmp_path, tiny_weights, capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _photos(src)
+    code = main(["enhance", str(src / "a.png"), str(src / "sub" / "b.jpg"), "-o", str(out),
+                 "--weights", tiny_weights, "--ext", "jpg", "--tile", "16", "--overlap", "4",
+                 "--device", "cpu", "-q"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg"]
+    # a non-image given explicitly is a failure; a missing path too
+    code = main(["enhance", str(src / "notes.txt"), str(src / "nope.png"), "-o", str(out),
+                 "--weights", tiny_weights, "-q"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "notes.txt" in err and "nope.png" in err
+
+
+def test_no_inputs_and_bad_weights(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["enhance", str(tmp_path / "empty"), "-o", str(tmp_path / "o")]) == 2
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "x.png")
+    code = main(["enhance", str(tmp_path / "x.png"), "-o", str(tmp_path / "o"),
+                 "--weights", str(tmp_path / "missing.safetensors")])  # fmt: skip
+    assert code == 2 and "missing.safetensors" in capsys.readouterr().err
+
+
+def test_help_is_complete(capsys):
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["enhance", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--weights", "--model", "--prompt", "--tile", "--device", "--amp",
+                 "--skip-existing", "--ext", "-o"):  # fmt: skip
+        assert flag in text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    top = capsys.readouterr().out
+    for cmd in ("demo", "enhance", "export", "models"):
+        assert cmd in top
+    with pytest.raises(SystemExit):
+        parser.parse_args(["enhance", "x.png", "--tile", "big"])
