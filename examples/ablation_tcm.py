@@ -11,7 +11,7 @@ prompts "normal light image" and "dark image" (exactly 0 for Base, which has no 
 branch).
 
     python examples/ablation_tcm.py --quick          # ~20 s: 3 x 12 steps, 32x32 crops
-    python examples/ablation_tcm.py                  # full: 3 x 300 steps, 48x48 crops
+    python examples/ablation_tcm.py                  # full: 3 x 800 steps, 48x48 crops
 
 Writes ``ablation.png`` (held-out input, target and the three outputs),
 ``loss_curves.png``, ``summary.json`` and ``summary.md`` to ``--out``.
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = C.setup(args, "ablation_tcm")
     started = time.perf_counter()
-    steps = args.steps or (12 if args.quick else 300)
+    steps = args.steps or (12 if args.quick else 800)
     crop, batch, test_size = (32, 2, 64) if args.quick else (48, 4, 192)
 
     from textrestore import create_model

@@ -16,7 +16,7 @@ between each map and the input's luminance (negative = darker pixels weigh more)
 the mean weight on the darkest vs the brightest quarter of the pixels.
 
     python examples/attention_maps.py --quick        # ~15 s
-    python examples/attention_maps.py                # full: 300 steps, 48x48 crops, 256x256 photo
+    python examples/attention_maps.py                # full: 800 steps, 48x48 crops, 256x256 photo
 
 Writes ``pixel_attention.png``, ``tcm_words.png``, ``summary.json`` and ``summary.md``.
 """
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = C.build_parser(__doc__.splitlines()[0]).parse_args(argv)
     out = C.setup(args, "attention_maps")
     started = time.perf_counter()
-    steps = args.steps or (12 if args.quick else 300)
+    steps = args.steps or (12 if args.quick else 800)
     crop, batch, size = (32, 2, 64) if args.quick else (48, 4, 256)
 
     import matplotlib.pyplot as plt

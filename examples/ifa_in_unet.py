@@ -14,7 +14,7 @@ and seed:
   (encoded once, outside the training loop).
 
     python examples/ifa_in_unet.py --quick           # ~15 s
-    python examples/ifa_in_unet.py                   # full: 3 x 400 steps, 64x64 crops
+    python examples/ifa_in_unet.py                   # full: 3 x 800 steps, 64x64 crops
 
 Writes ``denoise.png``, ``summary.json`` and ``summary.md`` to ``--out``.
 """
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = C.build_parser(__doc__.splitlines()[0]).parse_args(argv)
     out = C.setup(args, "ifa_in_unet")
     started = time.perf_counter()
-    steps = args.steps or (12 if args.quick else 400)
+    steps = args.steps or (12 if args.quick else 800)
     crop, batch, test_size = (32, 2, 64) if args.quick else (64, 4, 192)
 
     encoder = C.minilm_or_none()

@@ -17,7 +17,7 @@ value vectors, so other prompts act as a perturbation of a learned bias, not as 
 instruction: expect small Δ, growing with how different the embedding is.
 
     python examples/prompt_sensitivity.py --quick    # ~15 s
-    python examples/prompt_sensitivity.py            # full: 300 steps, 48x48 crops
+    python examples/prompt_sensitivity.py            # full: 800 steps, 48x48 crops
 
 Writes ``prompts.png`` (input, the four outputs, target, and the |Δ| maps),
 ``summary.json`` and ``summary.md`` to ``--out``.
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = C.build_parser(__doc__.splitlines()[0]).parse_args(argv)
     out = C.setup(args, "prompt_sensitivity")
     started = time.perf_counter()
-    steps = args.steps or (12 if args.quick else 300)
+    steps = args.steps or (12 if args.quick else 800)
     crop, batch, test_size = (32, 2, 64) if args.quick else (48, 4, 192)
 
     from textrestore import create_model
