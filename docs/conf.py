@@ -154,6 +154,8 @@ def _write_api_pages() -> list[str]:
         try:
             mod = importlib.import_module(modname)
         except ImportError:
+            mod = None
+        if mod is None or getattr(mod, "__file__", None) is None:  # missing or an empty folder
             if page.exists():
                 page.unlink()
             continue
