@@ -241,7 +241,15 @@ def _write_reference_toc() -> list[str]:
     present = [doc for doc, path in REFERENCE_PAGES.items() if (DOCS / path).exists()]
     gen = DOCS / "_generated"
     gen.mkdir(exist_ok=True)
-    lines = ["```{toctree}", ":maxdepth: 1", ":caption: Reference", "", "api/index", *present]
+    lines = [
+        "```{toctree}",
+        ":maxdepth: 1",
+        ":caption: Reference",
+        "",
+        "api/index",
+        "cli",
+        *present,
+    ]
     text = "\n".join([*lines, "```", ""])
     toc = gen / "reference_toc.md"
     if not toc.exists() or toc.read_text() != text:
@@ -286,3 +294,39 @@ def _drop_builtin_type_docs(
 
 def setup(app: object) -> None:
     app.connect("autodoc-process-docstring", _drop_builtin_type_docs)  # type: ignore[attr-defined]
+
+
+# -- command-line reference, from the parser itself ----------------------------------------
+def _write_cli_page() -> None:
+    import argparse
+
+    try:
+        from textrestore.cli import build_parser
+    except ImportError:
+        return
+    os.environ["COLUMNS"] = "88"  # argparse wraps to the terminal: fix the width
+    parser = build_parser()
+    lines = [
+        "# Command line",
+        "",
+        "`textrestore COMMAND --help` prints the same text. Generated from the parser at",
+        "build time, so it always matches the installed version.",
+        "",
+        "```text",
+        parser.format_help().rstrip(),
+        "```",
+        "",
+    ]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                sub.prog = f"textrestore {name}"
+                lines += [f"## `textrestore {name}`", "", "```text"]
+                lines += [sub.format_help().rstrip(), "```", ""]
+    text = "\n".join(lines)
+    page = DOCS / "_generated" / "cli.md"
+    if not page.exists() or page.read_text() != text:
+        page.write_text(text)
+
+
+_write_cli_page()
