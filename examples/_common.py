@@ -15,11 +15,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from textrestore import NaLSuper
 
 # Training photos and held-out photos (all ship with scikit-image, no download).
 TRAIN_PHOTOS = ("rocket", "coffee", "immunohistochemistry", "motorcycle_left", "hubble")
@@ -76,8 +79,8 @@ def darken(x: Tensor, generator: torch.Generator) -> Tensor:
     try:
         from textrestore.baselines import darken as lib_darken
     except ImportError:
-        lib_darken = None
-    if lib_darken is not None:
+        pass
+    else:
         return lib_darken(x, generator=generator)
     b = x.shape[0]
     k = 0.08 + 0.22 * torch.rand(b, 1, 1, 1, generator=generator)
@@ -185,6 +188,15 @@ def smooth(values: Sequence[float], tail: int = 20) -> float:
     """Mean of the last ``tail`` values (the end of a loss curve)."""
     vals = list(values)[-tail:]
     return float(sum(vals) / max(1, len(vals)))
+
+
+def nalsuper(name: str, **overrides: Any) -> NaLSuper:
+    """``create_model(name, **overrides)``, typed as :class:`~textrestore.NaLSuper`."""
+    from textrestore import NaLSuper, create_model
+
+    model = create_model(name, **overrides)
+    assert isinstance(model, NaLSuper)
+    return model
 
 
 def minilm_or_none() -> Any:

@@ -41,8 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (12 if args.quick else 800)
     crop, batch, test_size = (32, 2, 64) if args.quick else (48, 4, 192)
 
-    from textrestore import create_model
-
     encoder = C.minilm_or_none()
     low, high = C.test_pairs(test_size)
     rows: list[dict[str, Any]] = [{"model": "input (no enhancement)", **C.scores(low, high)}]
@@ -50,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     curves: dict[str, list[float]] = {}
     for name, flags in VARIANTS.items():
         torch.manual_seed(args.seed)  # same initial weights where the modules coincide
-        model = create_model("nalsuper_t", **flags).set_text_encoder(encoder)
+        model = C.nalsuper("nalsuper_t", **flags).set_text_encoder(encoder)
         params = sum(p.numel() for p in model.parameters())
         sampler = C.synthetic_source(crop, batch, args.seed)  # same pairs for every model
         log = C.train(model, sampler, steps, forward=lambda m, x: m(x, PROMPT))

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from textrestore.layers import TCM, PixelAttention
+
 PROMPT = "normal light image"
 
 
@@ -77,10 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import matplotlib.pyplot as plt
 
-    from textrestore import create_model
-
     encoder = C.minilm_or_none()
-    model = create_model("nalsuper_t").set_text_encoder(encoder)
+    model = C.nalsuper("nalsuper_t").set_text_encoder(encoder)
     log = C.train(model, C.synthetic_source(crop, batch, args.seed), steps,
                   forward=lambda m, x: m(x, PROMPT))  # fmt: skip
 
@@ -91,10 +91,13 @@ def main(argv: list[str] | None = None) -> int:
 
     captured: dict[str, list[Any]] = {"pa": [], "tcm": []}
     hooks = []
-    for block in model.blocks:
-        hooks.append(block.ifa.pixel_attn.register_forward_pre_hook(
+    pas = [m for m in model.modules() if isinstance(m, PixelAttention)]
+    tcms = [m for m in model.modules() if isinstance(m, TCM)]
+    for pa in pas:
+        hooks.append(pa.register_forward_pre_hook(
             lambda mod, inp: captured["pa"].append(mod.attention_map(inp[0]))))  # fmt: skip
-        hooks.append(block.tcm.register_forward_hook(
+    for tcm in tcms:
+        hooks.append(tcm.register_forward_hook(
             lambda mod, inp, outp: captured["tcm"].append((mod, inp, outp))))  # fmt: skip
     with torch.no_grad():
         enhanced = model(low, PROMPT)

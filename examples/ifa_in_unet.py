@@ -120,10 +120,14 @@ def main(argv: list[str] | None = None) -> int:
         sampler = C.PairSampler([C.load_photo(n) for n in C.TRAIN_PHOTOS], crop, batch,
                                 args.seed, degrade=add_noise)  # fmt: skip
         use_text = "text_dim" in kw
-        log = C.train(model, sampler, steps, lr=1e-3,
-                      forward=lambda m, x, t=use_text: m(x, text if t else None))  # fmt: skip
+        cond = text if use_text else None
+
+        def run(m: nn.Module, x: Tensor, cond: TextEmbedding | None = cond) -> Tensor:
+            return m(x, cond)
+
+        log = C.train(model, sampler, steps, lr=1e-3, forward=run)
         with torch.no_grad():
-            pred = model(noisy, text if use_text else None)
+            pred = model(noisy, cond)
         outputs[name] = pred
         rows.append({"model": name, **C.scores(pred, clean),
                      "params": sum(p.numel() for p in model.parameters()),

@@ -43,10 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (12 if args.quick else 800)
     crop, batch, test_size = (32, 2, 64) if args.quick else (48, 4, 192)
 
-    from textrestore import create_model
-
     encoder = C.minilm_or_none()
-    model = create_model("nalsuper_t").set_text_encoder(encoder)
+    model = C.nalsuper("nalsuper_t").set_text_encoder(encoder)
     log = C.train(model, C.synthetic_source(crop, batch, args.seed), steps,
                   forward=lambda m, x: m(x, REFERENCE))  # fmt: skip
     low, high = C.test_pairs(test_size)

@@ -169,13 +169,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from safetensors.torch import save_file
 
-    from textrestore import create_model
     from textrestore.losses import CombinedLoss
     from textrestore.text import create_text_encoder
 
     train_pairs, test_pairs = splits(args)
-    model = create_model(args.preset)
-    enc_name = args.text_encoder or model.text_encoder_name or "minilm"
+    model = C.nalsuper(args.preset)
+    enc_name: str = args.text_encoder or model.text_encoder_name or "minilm"
     enc_kwargs = {"pretrained": args.clip_weights} if args.clip_weights else {}
     model.set_text_encoder(create_text_encoder(enc_name, **enc_kwargs))
     data = Crops(train_pairs, args.crop, args.batch, args.seed)
@@ -203,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / "model.safetensors"), metadata={"preset": args.preset})
 
-    rows, grid = [], []
+    rows: list[dict[str, Any]] = []
+    grid: list[Tensor] = []
     with torch.no_grad():
         for lo_path, hi_path in test_pairs:
             lo, hi = read(lo_path)[None], read(hi_path)[None]
