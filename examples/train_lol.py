@@ -6,6 +6,13 @@ For people who have the data (it cannot be downloaded here)::
     python examples/train_lol.py --root /data/LOL-v2 --layout lolv2-real --preset nalsuper_s
     python examples/train_lol.py --layout pairs --low my/low --high my/high --out runs/mine
     python examples/train_lol.py --quick         # fake LOL-v1 folder in a tmp dir, a few steps
+    torchrun --standalone --nproc-per-node 4 examples/train_lol.py --root /data/LOL-v1
+
+Distributed: under ``torchrun`` (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE`` in the
+environment; no ``--local-rank`` argument) each process joins the process group (NCCL on
+GPUs, Gloo on CPUs), the prompt is encoded into the model's prompt bank *before* the
+model is wrapped in ``DistributedDataParallel``, every rank draws its own crops (global
+batch = ``--batch`` x world size) and rank 0 saves and evaluates.
 
 Layouts (``--layout``):
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +45,9 @@ from typing import Any
 import _common as C
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 
 LAYOUTS: dict[str, dict[str, tuple[str, str]]] = {
     "lolv1": {"train": ("our485/low", "our485/high"), "test": ("eval15/low", "eval15/high")},
@@ -151,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--min-lr", type=float, default=1e-6)
+    parser.add_argument("--device", choices=["auto", "cpu"], default="auto",
+                        help="auto: cuda:LOCAL_RANK when CUDA is available")  # fmt: skip
     args = parser.parse_args(argv)
     out = C.setup(args, "train_lol")
     started = time.perf_counter()
@@ -172,23 +184,40 @@ def main(argv: list[str] | None = None) -> int:
     from textrestore.losses import CombinedLoss
     from textrestore.text import create_text_encoder
 
+    # torchrun sets RANK / LOCAL_RANK / WORLD_SIZE; a plain `python` run is one process.
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available() and args.device != "cpu"
+    device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1:
+        dist.init_process_group("nccl" if cuda else "gloo")
+
     train_pairs, test_pairs = splits(args)
     model = C.nalsuper(args.preset)
     enc_name: str = args.text_encoder or model.text_encoder_name or "minilm"
     enc_kwargs = {"pretrained": args.clip_weights} if args.clip_weights else {}
     model.set_text_encoder(create_text_encoder(enc_name, **enc_kwargs))
-    data = Crops(train_pairs, args.crop, args.batch, args.seed)
+    model(torch.rand(1, 3, 8, 8), args.prompt)  # encode the prompt once, into the bank
+    model.set_text_encoder(None)  # the training step never runs the encoder
+    model.to(device)
+    net: torch.nn.Module = model
+    if world > 1:  # identical prompt buffers on every rank before wrapping
+        net = DistributedDataParallel(model, device_ids=[local_rank] if cuda else None)
+    # Each rank draws its own crops; the global batch is batch x WORLD_SIZE.
+    data = Crops(train_pairs, args.crop, args.batch, args.seed + 1000 * rank)
     criterion = CombinedLoss("nalsuper")  # L1 + SSIM, 1:1
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999))
     log: list[dict[str, float]] = []
-    model.train()
+    net.train()
     t0 = time.perf_counter()
     for step in range(steps):
         lr = args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * step / steps))
         for g in opt.param_groups:
             g["lr"] = lr
-        low, high = data()
-        loss = criterion(model(low, args.prompt), high)
+        low, high = (t.to(device, non_blocking=True) for t in data())
+        loss = criterion(net(low, args.prompt), high)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -196,9 +225,14 @@ def main(argv: list[str] | None = None) -> int:
         if step % max(1, steps // 50) == 0 or step == steps - 1:
             log.append({"step": step, "loss": loss.item(), "lr": lr,
                         "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
-            print(log[-1], flush=True)
-    model.eval()
-    model.set_text_encoder(None)  # the prompt's embedding stays in the prompt bank
+            if rank == 0:
+                print(log[-1], flush=True)
+    if world > 1:
+        dist.barrier()
+        if rank != 0:  # rank 0 saves and evaluates
+            dist.destroy_process_group()
+            return 0
+    model.eval().cpu()
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / "model.safetensors"), metadata={"preset": args.preset})
 
@@ -233,7 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         "test_pairs": len(test_pairs), "text_encoder": enc_name, "test_mean": mean,
         "test": rows, "log": log, "images": ["test_grid.png"], "weights": "model.safetensors",
     }  # fmt: skip
+    summary["world_size"] = world
     C.write_summary(out, summary, md, started)
+    if world > 1:
+        dist.destroy_process_group()
     if tmp is not None:
         tmp.cleanup()
     return 0

@@ -66,3 +66,19 @@ def test_example_quick(script: str, tmp_path: Path) -> None:
         for key in ("psnr", "ssim", "corr_with_luma"):
             if key in row:
                 assert row[key] == row[key], f"{script}: {key} is NaN in {row}"
+
+
+@pytest.mark.slow
+def test_train_lol_under_torchrun(tmp_path: Path) -> None:
+    """Two CPU processes (Gloo) train, rank 0 saves and evaluates."""
+    out = tmp_path / "out"
+    env = {**os.environ, "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(EXAMPLES / "train_lol.py"), "--quick", "--out", str(out), "--device", "cpu"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"torchrun failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert (out / "model.safetensors").is_file()
