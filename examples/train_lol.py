@@ -106,6 +106,12 @@ class Crops:
 
     def __init__(self, pairs: list[tuple[Path, Path]], crop: int, batch: int, seed: int):
         self.images = [(read(lo), read(hi)) for lo, hi in pairs]  # LOL-v1 train: ~1.4 GB fp32
+        for (lo, hi), (lo_path, hi_path) in zip(self.images, pairs):
+            if lo.shape != hi.shape:
+                raise ValueError(
+                    f"train_lol: {lo_path} {tuple(lo.shape[1:])} and {hi_path} "
+                    f"{tuple(hi.shape[1:])} differ in size"
+                )
         self.crop, self.batch = crop, batch
         self.gen = torch.Generator().manual_seed(seed)
 
