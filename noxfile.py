@@ -54,8 +54,9 @@ EXAMPLES = (
 
 @nox.session
 def examples(session: nox.Session) -> None:
-    """Every example in its --quick mode; outputs under examples/_out/<name>."""
+    """Every example in its --quick mode; outputs under .nox/examples/tmp/<name>."""
     session.install("-e", ".[test,docs]")
+    tmp = session.create_tmp()
     for script in EXAMPLES:
-        out = f"examples/_out/{script.removesuffix('.py')}"
+        out = f"{tmp}/{script.removesuffix('.py')}"
         session.run("python", f"examples/{script}", "--quick", "--out", out, *session.posargs)
