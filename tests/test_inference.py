@@ -191,3 +191,43 @@ def test_tiled_vs_whole_shipped_model():
     tiled = enhance(low, model=model, tile=256, overlap=32, device="cpu")
     value = float(psnr(tiled, whole))
     assert value >= 35.0, value
+    # one tile per batch: the context pass sees the image at 0.41x and still agrees
+    tiled1 = enhance(low, model=model, tile=256, overlap=32, tile_batch=1, device="cpu")
+    assert float(psnr(tiled1, whole)) >= 35.0
+    # the hooks are gone afterwards
+    from textrestore.layers import ChannelAttention, CrossLayerAttention
+
+    for m in model.modules():
+        if isinstance(m, (ChannelAttention, CrossLayerAttention)):
+            assert not m._forward_hooks and not m._forward_pre_hooks
+            assert "_affinity" not in vars(m)
+
+
+def test_context_makes_tiles_agree():
+    """Global statistics from the context pass: tiles of a global-attention model agree."""
+    from textrestore.layers import CrossLayerAttention
+
+    model = create_model("nalsuper_t", text_dim=8).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # strong global terms (the scales start at 0)
+            p.add_(0.3 * torch.randn_like(p))
+        for m in model.modules():
+            if isinstance(m, CrossLayerAttention):
+                m.scale.fill_(1.0)
+    x = torch.rand(1, 3, 96, 120) * torch.linspace(0.05, 1, 120)  # a brightness ramp
+    text = torch.randn(3, 8)
+
+    class WithText(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = model
+
+        def forward(self, image, prompt=None):
+            return self.net(image, text)
+
+    wrapped = WithText()
+    whole = enhance(x, model=wrapped, device="cpu")
+    with_ctx = enhance(x, model=wrapped, tile=64, overlap=32, tile_batch=8, device="cpu")
+    without = enhance(x, model=wrapped, tile=64, overlap=32, device="cpu", context=False)
+    good, bad = float(psnr(with_ctx, whole)), float(psnr(without, whole))
+    assert good > bad + 10 and good > 30, (good, bad)

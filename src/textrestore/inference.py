@@ -302,6 +302,86 @@ def auto_tile_size(
     return max(side, 2 * overlap + multiple, 16)
 
 
+# -- global context for tiles ----------------------------------------------------------
+class _GlobalContext:
+    """Give every tile the whole image's global statistics.
+
+    Channel attention (a gate from globally pooled features) and the cross-layer
+    attention (an affinity between whole level features) see the full image in a
+    whole-image forward but only the tile in a tiled one. A context pass over the image,
+    downscaled to the size of one batch of tiles, records each ChannelAttention's
+    per-channel gate and each CrossLayerAttention's level affinity; the tiled pass then
+    uses them instead of the tile's own. Models without these modules are unaffected.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        from .layers import ChannelAttention, CrossLayerAttention
+
+        self.ca = [m for m in model.modules() if isinstance(m, ChannelAttention)]
+        self.cla = [m for m in model.modules() if isinstance(m, CrossLayerAttention)]
+        self.gates: dict[int, Tensor] = {}
+        self.affinities: dict[int, Tensor] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.ca or self.cla)
+
+    @contextlib.contextmanager
+    def record(self) -> Iterator[None]:
+        """Hooks that store the gates and affinities of one forward (batch of 1)."""
+
+        def ca_hook(i: int) -> Any:
+            def hook(module: nn.Module, args: tuple[Any, ...], output: Tensor) -> None:
+                x = args[0].float()
+                # output = x * gate per channel: least-squares gate, exact where x != 0
+                num = (output.float() * x).sum((2, 3), keepdim=True)
+                den = (x * x).sum((2, 3), keepdim=True)
+                self.gates[i] = torch.where(den > 0, num / den.clamp_min(1e-30), 0.0)
+
+            return hook
+
+        def cla_hook(i: int) -> Any:
+            def hook(module: Any, args: tuple[Any, ...]) -> None:
+                self.affinities[i] = module.affinity(args[0]).detach()
+
+            return hook
+
+        handles = [m.register_forward_hook(ca_hook(i)) for i, m in enumerate(self.ca)]
+        handles += [m.register_forward_pre_hook(cla_hook(i)) for i, m in enumerate(self.cla)]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    @contextlib.contextmanager
+    def apply(self) -> Iterator[None]:
+        """Hooks that replace the tile's own gates and affinities by the recorded ones."""
+
+        def ca_hook(i: int) -> Any:
+            def hook(module: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor:
+                x = args[0]
+                return x * self.gates[i].to(dtype=x.dtype)
+
+            return hook
+
+        handles = [
+            m.register_forward_hook(ca_hook(i)) for i, m in enumerate(self.ca) if i in self.gates
+        ]
+        patched = []
+        for i, m in enumerate(self.cla):
+            if i in self.affinities:
+                a = self.affinities[i]
+                m._affinity = lambda f, a=a: a.to(dtype=f.dtype).expand(f.shape[0], -1, -1)
+                patched.append(m)
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+            for m in patched:
+                del m._affinity
+
+
 # -- the core --------------------------------------------------------------------------
 def _resolve_device(device: str | torch.device) -> torch.device:
     if isinstance(device, torch.device):
@@ -357,6 +437,7 @@ def _run_tiled(
     overlap: int,
     tile_batch: int,
     amp_ctx: Any,
+    context: bool = True,
 ) -> Tensor:
     _, c, h, w = x.shape
     th, tw = min(tile, h), min(tile, w)
@@ -364,17 +445,30 @@ def _run_tiled(
     wy = tile_window(th, overlap if len(ys) > 1 else 0).to(x.device)
     wx = tile_window(tw, overlap if len(xs) > 1 else 0).to(x.device)
     weight = (wy[:, None] * wx[None, :])[None, None]
+    ctx = _GlobalContext(model) if context else None
     outs = []
     for img in x:
+        use = contextlib.nullcontext()
+        if ctx:
+            # context pass: the image at most as large as one batch of tiles
+            scale = min(1.0, math.sqrt(tile_batch * th * tw / (h * w)))
+            small = img[None]
+            if scale < 1.0:
+                size = (max(1, round(h * scale)), max(1, round(w * scale)))
+                small = F.interpolate(small, size=size, mode="bilinear", antialias=True)
+            with ctx.record():
+                _forward(model, small, prompt, amp_ctx)
+            use = ctx.apply()
         acc = torch.zeros(1, c, h, w, device=x.device)
         norm = torch.zeros(1, 1, h, w, device=x.device)
         coords = [(y, xx) for y in ys for xx in xs]
-        for batch in _iter_batches(coords, tile_batch):
-            tiles = torch.stack([img[:, y : y + th, xx : xx + tw] for y, xx in batch])
-            res = _forward(model, tiles, prompt, amp_ctx)
-            for (y, xx), r in zip(batch, res):
-                acc[..., y : y + th, xx : xx + tw] += r * weight
-                norm[..., y : y + th, xx : xx + tw] += weight
+        with use:
+            for batch in _iter_batches(coords, tile_batch):
+                tiles = torch.stack([img[:, y : y + th, xx : xx + tw] for y, xx in batch])
+                res = _forward(model, tiles, prompt, amp_ctx)
+                for (y, xx), r in zip(batch, res):
+                    acc[..., y : y + th, xx : xx + tw] += r * weight
+                    norm[..., y : y + th, xx : xx + tw] += weight
         outs.append(acc / norm)
     return torch.cat(outs)
 
@@ -390,6 +484,7 @@ def _enhance_tensor(
     amp: bool | None,
     tile_batch: int,
     memory_budget: int | None,
+    context: bool = True,
 ) -> Tensor:
     """(B, 3, H, W) float in [0, 1] → (B, 3, H, W) float32 in [0, 1] on ``device``."""
     x = x.to(device=device, dtype=torch.float32)
@@ -401,7 +496,7 @@ def _enhance_tensor(
     if tile is None or (tile >= h and tile >= w):
         out = _forward(model, x, prompt, amp_ctx)
     else:
-        out = _run_tiled(model, x, prompt, int(tile), overlap, tile_batch, amp_ctx)
+        out = _run_tiled(model, x, prompt, int(tile), overlap, tile_batch, amp_ctx, context)
     return out.clamp_(0, 1)
 
 
@@ -506,6 +601,7 @@ def enhance(
     *,
     tile_batch: int = 4,
     memory_budget: int | None = None,
+    context: bool = True,
 ) -> Any:
     """Enhance a low-light image with a text-guided model.
 
@@ -525,6 +621,10 @@ def enhance(
         tile_batch: tiles per forward.
         memory_budget: bytes for ``tile="auto"`` (default: half the free GPU memory,
             2 GiB on CPU).
+        context: when tiling, give every tile the global statistics (channel-attention
+            gates, cross-layer affinities) of a context pass over the whole image
+            downscaled to the size of one batch of tiles; ``False`` lets each tile use
+            its own.
 
     Returns:
         The same kind as ``image``: a PIL image for a path or PIL input, an array of the
@@ -559,7 +659,7 @@ def enhance(
 
         def run(t: Tensor) -> Tensor:
             return _enhance_tensor(
-                net, t, prompt, tile, overlap, dev, amp, tile_batch, memory_budget
+                net, t, prompt, tile, overlap, dev, amp, tile_batch, memory_budget, context
             )
 
         if isinstance(image, (str, os.PathLike)):
