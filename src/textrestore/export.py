@@ -135,8 +135,9 @@ def export_model(
         if format == "torchscript":
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                warnings.simplefilter("ignore", FutureWarning)  # "torch.jit is deprecated"
                 traced = torch.jit.trace(baked, example, check_trace=False)
-            traced.save(str(tmp))
+                traced.save(str(tmp))
         else:
             if format == "exported-program":
                 with torch.no_grad():
@@ -203,4 +204,6 @@ def load_exported(path: str | os.PathLike[str]) -> Any:
         return run
     if p.suffix == ".pt2":
         return torch.export.load(str(p)).module()
-    return torch.jit.load(str(p), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "torch.jit is deprecated"
+        return torch.jit.load(str(p), map_location="cpu")
