@@ -1,0 +1,388 @@
+"""Image file I/O: read PNG/JPEG/TIFF/BMP (8/16-bit, grey/RGB/RGBA) and write PNG/JPEG/TIFF.
+
+Reading returns ``(H, W, 3)`` arrays (``uint8`` or ``uint16``) or ``(3, H, W)`` float
+tensors in [0, 1]: grey is replicated to three channels, alpha is dropped, the EXIF
+orientation tag is applied. 16-bit PNGs (grey and RGB/RGBA) are decoded exactly by a
+small built-in PNG reader, because Pillow reduces 16-bit colour PNGs to 8 bits; 16-bit
+TIFFs go through ``tifffile`` when it is installed. Unreadable or truncated files raise
+``ValueError`` naming the file.
+
+Example:
+    >>> import tempfile, os, numpy as np
+    >>> d = tempfile.mkdtemp()
+    >>> img = (np.arange(2 * 3 * 3).reshape(2, 3, 3) * 7000).astype(np.uint16)
+    >>> p = write_image(os.path.join(d, "a.png"), img)
+    >>> bool((read_image_array(p) == img).all())
+    True
+    >>> read_image(p).shape, read_image(p).dtype
+    (torch.Size([3, 2, 3]), torch.float32)
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "read_image",
+    "read_image_array",
+    "write_image",
+    "to_tensor",
+    "to_array",
+    "is_image_file",
+]
+
+#: File extensions the datasets treat as images (lower case).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+PathLike = str | os.PathLike
+
+_PNG_SIG = b"\x89PNG\r\n\x1a\n"
+
+
+def is_image_file(path: PathLike) -> bool:
+    """Whether ``path`` has one of :data:`IMAGE_EXTENSIONS` (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+# -- 16-bit PNG ------------------------------------------------------------------------
+def _png_header(data: bytes) -> tuple[int, int, int, int, int] | None:
+    """(width, height, bit depth, colour type, interlace) of a PNG, or None if not a PNG."""
+    if len(data) < 33 or not data.startswith(_PNG_SIG) or data[12:16] != b"IHDR":
+        return None
+    w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    return w, h, depth, ctype, interlace
+
+
+def _unfilter(raw: np.ndarray, h: int, stride: int, bpp: int) -> np.ndarray:
+    """Undo the PNG scanline filters (spec section 9) of a non-interlaced image."""
+    rows = raw.reshape(h, stride + 1)
+    out = np.zeros((h, stride), dtype=np.uint8)
+    prev = np.zeros(stride, dtype=np.uint8)
+    for y in range(h):
+        ftype, line = int(rows[y, 0]), rows[y, 1:]
+        if ftype == 0:
+            cur = line.copy()
+        elif ftype == 1:  # Sub: cumulative sum per byte position modulo 256
+            cur = np.cumsum(line.reshape(-1, bpp).astype(np.int64), axis=0) % 256
+            cur = cur.astype(np.uint8).reshape(-1)
+        elif ftype == 2:  # Up
+            cur = (line.astype(np.uint16) + prev).astype(np.uint8)
+        elif ftype in (3, 4):  # Average, Paeth: sequential along the row
+            cur = np.zeros(stride, dtype=np.uint8)
+            li, pi = line.astype(np.int64), prev.astype(np.int64)
+            ci = np.zeros(stride, dtype=np.int64)
+            for x in range(0, stride, bpp):
+                b = pi[x : x + bpp]
+                a = ci[x - bpp : x] if x >= bpp else np.zeros(bpp, dtype=np.int64)
+                if ftype == 3:
+                    pred = (a + b) // 2
+                else:
+                    c = pi[x - bpp : x] if x >= bpp else np.zeros(bpp, dtype=np.int64)
+                    p = a + b - c
+                    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+                    pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+                ci[x : x + bpp] = (li[x : x + bpp] + pred) % 256
+            cur = ci.astype(np.uint8)
+        else:
+            raise ValueError(f"unknown PNG filter type {ftype} in row {y}")
+        out[y] = cur
+        prev = cur
+    return out
+
+
+def _read_png16(data: bytes, header: tuple[int, int, int, int, int]) -> np.ndarray:
+    """Decode a 16-bit, non-interlaced PNG to (H, W, C) uint16 (C = 1, 2, 3 or 4)."""
+    w, h, _, ctype, interlace = header
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(ctype)
+    if channels is None or interlace != 0:
+        raise ValueError(f"unsupported 16-bit PNG (colour type {ctype}, interlace {interlace})")
+    pos, idat = 8, []
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        chunk = data[pos + 8 : pos + 8 + length]
+        if len(chunk) != length:
+            raise ValueError("truncated PNG chunk")
+        if kind == b"IDAT":
+            idat.append(chunk)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    else:
+        raise ValueError("truncated PNG (no IEND chunk)")
+    try:
+        raw = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8)
+    except zlib.error as err:
+        raise ValueError(f"corrupt PNG image data ({err})") from err
+    bpp = 2 * channels
+    stride = w * bpp
+    if raw.size != h * (stride + 1):
+        raise ValueError(f"truncated PNG image data: {raw.size} of {h * (stride + 1)} bytes")
+    pixels = _unfilter(raw, h, stride, bpp)
+    return pixels.view(">u2").astype(np.uint16).reshape(h, w, channels)
+
+
+def _write_png16(path: Path, arr: np.ndarray) -> None:
+    """Write (H, W), (H, W, 3) or (H, W, 4) uint16 as a 16-bit PNG (filter 0, zlib level 6)."""
+    a = arr if arr.ndim == 3 else arr[..., None]
+    h, w, c = a.shape
+    ctype = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+    rows = a.astype(">u2").reshape(h, w * c).view(np.uint8)
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0)
+    path.write_bytes(
+        _PNG_SIG
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _exif_orientation(path: Path) -> int:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return int(im.getexif().get(0x0112, 1))
+    except Exception:
+        return 1
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an (H, W, ...) array."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(a, 1)[::-1],  # transverse
+        8: lambda a: np.rot90(a, 1),
+    }
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(arr)) if op is not None else arr
+
+
+def _to_rgb(arr: np.ndarray) -> np.ndarray:
+    """(H, W) / (H, W, 1|2|3|4) -> (H, W, 3): grey replicated, alpha dropped."""
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    c = arr.shape[2]
+    if c in (1, 2):
+        arr = np.repeat(arr[..., :1], 3, axis=2)
+    elif c >= 3:
+        arr = arr[..., :3]
+    return np.ascontiguousarray(arr)
+
+
+def _read_pil(path: Path) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        mode = im.mode
+        if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+            return np.asarray(im).astype(np.uint16)
+        if mode == "I":  # 32-bit int grey: PNG/TIFF 16-bit grey on some Pillow versions
+            return np.clip(np.asarray(im), 0, 65535).astype(np.uint16)
+        if mode == "F":
+            return (np.clip(np.asarray(im), 0.0, 1.0) * 65535 + 0.5).astype(np.uint16)
+        if mode in ("RGBA", "LA", "P", "PA", "1", "CMYK", "YCbCr", "HSV", "LAB", "RGBX"):
+            im = im.convert("RGB") if mode not in ("LA",) else im.convert("L")
+        elif mode not in ("RGB", "L"):
+            im = im.convert("RGB")
+        return np.asarray(im).copy()
+
+
+def read_image_array(path: PathLike) -> np.ndarray:
+    """Read an image file as an ``(H, W, 3)`` ``uint8`` or ``uint16`` array.
+
+    Args:
+        path: a PNG, JPEG, TIFF or BMP file (8- or 16-bit; grey, RGB or RGBA).
+
+    Returns:
+        ``(H, W, 3)`` array: ``uint16`` for 16-bit files, ``uint8`` otherwise. Grey is
+        replicated, alpha dropped, EXIF orientation applied.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a readable image (the message names the file).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"read_image: no such file: {p}")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(64)
+        header = _png_header(head)
+        if header is not None and header[2] == 16:
+            arr = _orient(_read_png16(p.read_bytes(), header), _exif_orientation(p))
+        elif p.suffix.lower() in (".tif", ".tiff") and _tiff_is_16bit(p):
+            arr = _read_tiff16(p)
+        else:
+            arr = _read_pil(p)
+        if arr.size == 0:
+            raise ValueError("empty image")
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, ...
+        raise ValueError(
+            f"read_image: cannot read {p}: not a valid or complete image file ({err})"
+        ) from err
+    return _to_rgb(arr)
+
+
+def _tiff_is_16bit(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            bits = im.tag_v2.get(258) if hasattr(im, "tag_v2") else None
+    except Exception:
+        return False
+    if bits is None:
+        return False
+    first = bits[0] if isinstance(bits, tuple) else bits
+    return int(first) == 16
+
+
+def _read_tiff16(path: Path) -> np.ndarray:
+    try:
+        import tifffile
+    except ImportError:
+        arr = _read_pil(path)  # Pillow handles 16-bit grey TIFF; colour may be reduced
+    else:
+        arr = np.asarray(tifffile.imread(str(path)))
+        if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):
+            arr = np.moveaxis(arr, 0, -1)
+        arr = arr.astype(np.uint16)
+    return _orient(arr, _exif_orientation(path))
+
+
+def to_tensor(arr: np.ndarray) -> Tensor:
+    """``(H, W, 3)`` uint8/uint16/float array -> ``(3, H, W)`` float32 tensor in [0, 1].
+
+    Example:
+        >>> to_tensor(np.full((1, 2, 3), 255, np.uint8)).flatten().tolist()
+        [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    if arr.dtype == np.uint8:
+        x = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        x = arr.astype(np.float32) / 65535.0
+    elif np.issubdtype(arr.dtype, np.floating):
+        x = np.clip(arr.astype(np.float32), 0.0, 1.0)
+    else:
+        raise TypeError(f"to_tensor: expected a uint8, uint16 or float array, got {arr.dtype}")
+    if x.ndim == 2:
+        x = x[..., None].repeat(3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1).contiguous()
+
+
+def to_array(image: Tensor | np.ndarray, bits: int = 8) -> np.ndarray:
+    """``(3, H, W)`` / ``(H, W, 3)`` float in [0, 1] -> ``(H, W, 3)`` uint8 or uint16.
+
+    Integer arrays are returned as they are (uint8 with ``bits=16`` is scaled by 257).
+    """
+    if bits not in (8, 16):
+        raise ValueError(f"to_array: bits must be 8 or 16, got {bits}")
+    if isinstance(image, Tensor):
+        t = image.detach().cpu()
+        if t.ndim == 4 and t.shape[0] == 1:
+            t = t[0]
+        if t.ndim != 3:
+            raise ValueError(f"to_array: expected a (3, H, W) tensor, got {tuple(t.shape)}")
+        arr = t.float().permute(1, 2, 0).numpy()
+    else:
+        arr = np.asarray(image)
+    if arr.dtype == np.uint8:
+        return arr.astype(np.uint16) * 257 if bits == 16 else arr
+    if arr.dtype == np.uint16:
+        return arr if bits == 16 else (arr // 257).astype(np.uint8)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(f"to_array: expected a float, uint8 or uint16 image, got {arr.dtype}")
+    peak = 255 if bits == 8 else 65535
+    out = np.clip(arr, 0.0, 1.0) * peak + 0.5
+    return out.astype(np.uint8 if bits == 8 else np.uint16)
+
+
+def read_image(path: PathLike) -> Tensor:
+    """Read an image file as a ``(3, H, W)`` float32 tensor in [0, 1].
+
+    Args:
+        path: PNG, JPEG, TIFF or BMP (8- or 16-bit; grey, RGB or RGBA).
+
+    Returns:
+        ``(3, H, W)`` float32 tensor; 16-bit files keep their full precision (/65535).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: unreadable or truncated file (the message names it).
+    """
+    return to_tensor(read_image_array(path))
+
+
+def write_image(path: PathLike, image: Tensor | np.ndarray, bits: int | None = None) -> Path:
+    """Write an image as PNG, JPEG (quality 95), TIFF or BMP, chosen by the suffix.
+
+    The file is written to a temporary name and renamed, so a reader never sees half of it.
+
+    Args:
+        path: destination; its suffix picks the format.
+        image: ``(3, H, W)`` float tensor in [0, 1], or an ``(H, W[, 3|4])`` uint8 / uint16 /
+            float array.
+        bits: 8 or 16; default 16 for uint16 arrays written as PNG/TIFF, else 8. JPEG and
+            BMP are always 8-bit.
+
+    Returns:
+        The path written.
+    """
+    from PIL import Image
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
+           ".bmp": "BMP"}.get(suffix)  # fmt: skip
+    if fmt is None:
+        raise ValueError(
+            f"write_image: unsupported extension {p.suffix!r} for {p}; expected one of "
+            f".png, .jpg, .jpeg, .tif, .tiff, .bmp"
+        )
+    is16 = isinstance(image, np.ndarray) and image.dtype == np.uint16
+    if bits is None:
+        bits = 16 if is16 and fmt in ("PNG", "TIFF") else 8
+    if bits == 16 and fmt in ("JPEG", "BMP"):
+        raise ValueError(f"write_image: {fmt} cannot hold 16-bit images; use .png or .tif")
+    arr = to_array(image, bits)
+    tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp{p.suffix}")
+    try:
+        if bits == 16 and fmt == "PNG":
+            _write_png16(tmp, arr)
+        elif bits == 16:
+            try:
+                import tifffile
+            except ImportError as err:
+                raise ValueError("write_image: 16-bit TIFF needs the tifffile package") from err
+            tifffile.imwrite(str(tmp), arr)
+        else:
+            kwargs = {"quality": 95} if fmt == "JPEG" else {}
+            Image.fromarray(arr).save(tmp, format=fmt, **kwargs)
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return p
