@@ -54,17 +54,19 @@ class BakedPromptModel(nn.Module):
         - image: (B, 3, H, W); output: (B, 3, H, W)
     """
 
+    tokens: Tensor
+
     def __init__(
         self, model: nn.Module, prompt: str | None = None, text: Tensor | None = None
     ) -> None:
         super().__init__()
-        self.model = model
+        self.model: nn.Module = model
         if text is None:
             if not hasattr(model, "embed_text"):
                 raise TypeError(
                     "BakedPromptModel: the model has no embed_text(); pass the embedding as text="
                 )
-            emb = model.embed_text(prompt, 1)
+            emb = model.embed_text(prompt, 1)  # type: ignore[operator]
             tokens, mask = emb.tokens, emb.mask
             keep = mask[0]
             tokens = tokens[:, keep]  # one prompt: only its real tokens, no padding
@@ -79,7 +81,8 @@ class BakedPromptModel(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         text = self.tokens.expand(image.shape[0], -1, -1)
-        return self.model(image, text)
+        out: Tensor = self.model(image, text)
+        return out
 
 
 def _dynamic_shapes() -> dict[str, dict[int, Any]]:
@@ -127,7 +130,7 @@ def export_model(
     fused = {m: m.fused_attn for m in baked.modules() if hasattr(m, "fused_attn")}
     if format == "onnx":  # the plain softmax path exports to every opset
         for m in fused:
-            m.fused_attn = False
+            setattr(m, "fused_attn", False)  # noqa: B010
     h, w = example_size
     example = torch.rand(1, 3, h, w)
     tmp = _atomic_target(out)
@@ -148,7 +151,7 @@ def export_model(
         os.replace(tmp, out)
     finally:
         for m, value in fused.items():
-            m.fused_attn = value
+            setattr(m, "fused_attn", value)  # noqa: B010
         if tmp.exists():
             tmp.unlink()
         data = tmp.with_name(tmp.name + ".data")
@@ -178,6 +181,8 @@ def _export_onnx(baked: nn.Module, example: Tensor, tmp: Path, opset: int) -> No
             opset_version=opset,
             external_data=False,
         )
+    if program is None:  # pragma: no cover - the dynamo exporter always returns one
+        raise RuntimeError("torch.onnx.export returned no ONNXProgram")
     program.save(str(tmp))
 
 

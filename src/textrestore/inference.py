@@ -23,7 +23,7 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -143,7 +143,7 @@ def _ensure_prompt(model: nn.Module, prompt: str | None) -> None:
             f"enhance: prompt {prompt!r} is not in the model's prompt bank (known: "
             f"{bank.prompts}); encoding it needs the text encoder {name!r}, which failed: {err}"
         ) from err
-    model.set_text_encoder(encoder)
+    model.set_text_encoder(encoder)  # type: ignore[operator]
 
 
 # -- image I/O -------------------------------------------------------------------------
@@ -303,6 +303,10 @@ def auto_tile_size(
 
 
 # -- global context for tiles ----------------------------------------------------------
+def _fixed_affinity(a: Tensor, f: Tensor) -> Tensor:
+    return a.to(dtype=f.dtype).expand(f.shape[0], -1, -1)
+
+
 class _GlobalContext:
     """Give every tile the whole image's global statistics.
 
@@ -371,7 +375,7 @@ class _GlobalContext:
         for i, m in enumerate(self.cla):
             if i in self.affinities:
                 a = self.affinities[i]
-                m._affinity = lambda f, a=a: a.to(dtype=f.dtype).expand(f.shape[0], -1, -1)
+                setattr(m, "_affinity", functools.partial(_fixed_affinity, a))  # noqa: B010
                 patched.append(m)
         try:
             yield
@@ -448,7 +452,7 @@ def _run_tiled(
     ctx = _GlobalContext(model) if context else None
     outs = []
     for img in x:
-        use = contextlib.nullcontext()
+        use: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if ctx:
             # context pass: the image at most as large as one batch of tiles
             scale = min(1.0, math.sqrt(tile_batch * th * tw / (h * w)))
@@ -492,6 +496,7 @@ def _enhance_tensor(
     if tile == "auto":
         budget = memory_budget if memory_budget is not None else _default_budget(device)
         tile = auto_tile_size(model, h, w, budget, tile_batch, overlap)
+    tile = cast("int | None", tile)  # "auto" resolved above; the rest checked in enhance()
     amp_ctx = _autocast(device, amp)
     if tile is None or (tile >= h and tile >= w):
         out = _forward(model, x, prompt, amp_ctx)
