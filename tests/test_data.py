@@ -280,3 +280,19 @@ def test_png16_decoder_every_filter(tmp_path: Path) -> None:
     arr = np.random.default_rng(2).integers(0, 65536, (10, 7, 3), dtype=np.uint16)
     (tmp_path / "f.png").write_bytes(_encode_png16_filtered(arr))
     np.testing.assert_array_equal(read_image_array(tmp_path / "f.png"), arr)
+
+
+def test_build_dataset_kinds(tmp_path: Path) -> None:
+    from textrestore.data import build_dataset
+
+    _lol_v1(tmp_path, 2)
+    tr = build_dataset("lol_v1", root=tmp_path, crop=4, prompt="p")
+    te = build_dataset("lol_v1", root=tmp_path, split="test", crop=4)
+    assert tr[0]["low"].shape == (3, 4, 4) and tr[0]["prompt"] == "p"
+    assert te[0]["low"].shape == (3, 8, 10)  # held-out folders keep full images
+    syn = build_dataset("synthetic", root=tmp_path / "our485" / "high", crop=6, length=5)
+    assert len(syn) == 5 and syn[4]["high"].shape == (3, 6, 6)
+    with pytest.raises(ValueError, match="lol_v1"):
+        build_dataset("lol9", root=tmp_path)
+    with pytest.raises(ValueError, match="root"):
+        build_dataset("generic")

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+from .builders import DATASET_KINDS, build_dataset
 from .collate import collate_pairs
 from .image_io import (
     IMAGE_EXTENSIONS,
@@ -60,4 +61,6 @@ __all__ = [
     "center_crop",
     "sample_seed",
     "collate_pairs",
+    "build_dataset",
+    "DATASET_KINDS",
 ]
