@@ -342,6 +342,14 @@ class PairedImageFolder(Dataset):
             )
         return [table.get(n, prompt or "") for n in self.names]
 
+    @property
+    def prompts(self) -> list[str]:
+        """The distinct prompts of the samples, in order of first use (empty without prompts).
+
+        A trainer encodes these into the model's prompt bank before training.
+        """
+        return list(dict.fromkeys(self.prompt_list or []))
+
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch that seeds the augmentation (with the base seed and the index)."""
         self.epoch = int(epoch)

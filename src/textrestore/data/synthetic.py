@@ -234,6 +234,11 @@ class SyntheticLowLight(Dataset):
         self.seed, self.epoch, self.vary_with_epoch = int(seed), 0, vary_with_epoch
         self.prompt, self.quantize, self.ranges = prompt, quantize, dict(ranges)
 
+    @property
+    def prompts(self) -> list[str]:
+        """``[prompt]``, or an empty list without a prompt (for a trainer's prompt bank)."""
+        return [self.prompt] if self.prompt is not None else []
+
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch that seeds the samples (ignored with ``vary_with_epoch=False``)."""
         self.epoch = int(epoch)
