@@ -183,21 +183,7 @@ class Trainer:
         from ..losses import build_loss
 
         self.criterion = build_loss(cfg.loss).to(self.device)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            params,
-            lr=cfg.lr,
-            betas=(cfg.betas[0], cfg.betas[1]),
-            weight_decay=cfg.weight_decay,
-        )
-        self.scheduler = build_scheduler(self.optimizer, cfg.steps, cfg.warmup_steps, cfg.min_lr)
-        self.scaler = torch.amp.GradScaler(
-            "cuda", enabled=cfg.amp == "fp16" and self.device.type == "cuda"
-        )
-        self.ema: AveragedModel | None = None
-        if cfg.ema_decay:
-            self.ema = self._build_ema(self.model, cfg.ema_decay)
-        self.ddp_model = wrap_ddp(self.model, self.dist, self.device)
+        self._build_optimization()
 
         # -- progress state ---------------------------------------------------------------
         self.step = 0
@@ -251,14 +237,15 @@ class Trainer:
         name = self.cfg.text_encoder
         if name is None:
             name = getattr(model, "text_encoder_name", None)
-        if name is None or name == "none" or not hasattr(model, "set_text_encoder"):
+        setter: Any = getattr(model, "set_text_encoder", None)
+        if name is None or name == "none" or not callable(setter):
             return
         from ..text import create_text_encoder
 
         kwargs: dict[str, Any] = {}
         if name.split(":", 1)[0] == "learned":
             kwargs["dim"] = int(getattr(model, "text_dim", 512))
-        model.set_text_encoder(create_text_encoder(name, **kwargs))
+        setter(create_text_encoder(name, **kwargs))
 
     def _known_prompts(self) -> list[str]:
         prompts: list[str] = []
@@ -285,6 +272,25 @@ class Trainer:
             return
         with torch.no_grad():
             embed(prompts, len(prompts))
+
+    def _build_optimization(self) -> None:
+        """Build optimiser, scheduler, scaler, EMA and the DDP wrapper for ``self.model``."""
+        cfg = self.cfg
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params,
+            lr=cfg.lr,
+            betas=(cfg.betas[0], cfg.betas[1]),
+            weight_decay=cfg.weight_decay,
+        )
+        self.scheduler = build_scheduler(self.optimizer, cfg.steps, cfg.warmup_steps, cfg.min_lr)
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=cfg.amp == "fp16" and self.device.type == "cuda"
+        )
+        self.ema: AveragedModel | None = None
+        if cfg.ema_decay:
+            self.ema = self._build_ema(self.model, cfg.ema_decay)
+        self.ddp_model = wrap_ddp(self.model, self.dist, self.device)
 
     def _build_ema(self, model: nn.Module, decay: float) -> AveragedModel:
         # A frozen text encoder lives outside the module tree; do not deep-copy it.
@@ -503,7 +509,12 @@ class Trainer:
                 f"{self.dist.world_size}: the data order changes, resume is not exact",
                 stacklevel=2,
             )
+        before = [id(p) for p in self.model.parameters()]
         unwrap(self.model).load_state_dict(state["model"])
+        if [id(p) for p in self.model.parameters()] != before:
+            # Loading re-created parameters (e.g. the learned prompts of a ``learned:``
+            # encoder): the optimiser, EMA and DDP must hold the new ones.
+            self._build_optimization()
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
             bank = getattr(self.ema.module, "prompt_bank", None)
