@@ -22,6 +22,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "textrestore.commands.enhance",
     "textrestore.models.cli",
     "textrestore.commands.export",
+    "textrestore.train.cli",
 )
 
 
