@@ -69,7 +69,10 @@ COMMON = textwrap.dedent(
         return TrainConfig.from_dict(base)
     '''
 )
-exec(COMMON)  # defines TinyPairs and tiny_cfg here too
+_NS: dict[str, Any] = {}
+exec(COMMON, _NS)  # the same TinyPairs and tiny_cfg here
+TinyPairs = _NS["TinyPairs"]
+tiny_cfg = _NS["tiny_cfg"]
 
 REPO = Path(__file__).resolve().parents[1]
 
