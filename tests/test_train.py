@@ -229,6 +229,7 @@ def test_nonfinite_k_in_a_row_stops(tmp_path: Path) -> None:
 
 
 # -- checkpoints and exact resume -----------------------------------------------------------
+@pytest.mark.slow
 def test_exact_resume_after_sigkill(tmp_path: Path) -> None:
     changes = dict(steps=20, ckpt_every=10, ema_decay=0.8, grad_accum=2)
     ref = Trainer(tiny_cfg(tmp_path / "ref", **changes), train_set=TinyPairs(n=24), val_set=False)
