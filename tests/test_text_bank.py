@@ -181,3 +181,22 @@ def test_learned_prompts_train_save_and_restore() -> None:
     assert fresh.bank.prompts == ["normal"]
     torch.testing.assert_close(fresh(["normal"]), ref)
     assert fresh.bank.encoder.ctx_0.requires_grad
+
+
+def test_learned_prompts_load_in_place_keeps_parameter_identity() -> None:
+    """Loading a checkpoint with the same prompts copies values into the existing
+    Parameters, so an optimizer built before loading keeps training the right tensors."""
+    from textrestore.text import LearnedTextEncoder
+
+    enc = LearnedTextEncoder(n_tokens=2, dim=4)
+    enc.add_prompts(["a", "b"])
+    params = list(enc.parameters())
+    other = LearnedTextEncoder(n_tokens=2, dim=4)
+    other.add_prompts(["a", "b"])
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(1.0)
+    enc.load_state_dict(other.state_dict())
+    assert [id(p) for p in enc.parameters()] == [id(p) for p in params]
+    for mine, theirs in zip(enc.parameters(), other.parameters()):
+        assert torch.equal(mine, theirs)

@@ -20,6 +20,7 @@ from .layers import (
     CrossLayerAttention,
     PixelAttention,
 )
+from .inference import enhance
 from .models import NaLSuper, create_model, list_models, register_model
 from .text import TextEmbedding
 
@@ -36,4 +37,5 @@ __all__ = [
     "list_models",
     "register_model",
     "TextEmbedding",
+    "enhance",
 ]

@@ -141,7 +141,9 @@ class LearnedTextEncoder(TextEncoder):
                 idx = key[len(prefix) + 5 :]
                 if idx.isdigit() and isinstance(value, Tensor):
                     loaded[int(idx)] = decode_prompt_bytes(value)
-        if loaded:
+        # Same prompts at the same indices: keep the Parameter objects (an optimizer built
+        # before loading keeps pointing at them) and let nn.Module copy the values in place.
+        if loaded and loaded != {i: p for p, i in self._index.items()}:
             ref = self.config
             for i in list(self._index.values()):
                 delattr(self, f"ctx_{i}")
