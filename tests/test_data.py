@@ -17,6 +17,7 @@ from textrestore.data import (
     PairingError,
     SyntheticLowLight,
     collate_pairs,
+    degrade,
     read_image,
     read_image_array,
     skimage_photos,
@@ -40,7 +41,7 @@ def test_png16_read_exactly(tmp_path: Path, channels: int) -> None:
     arr = rng.integers(0, 65536, (7, 9, channels), dtype=np.uint16)
     if channels == 1:
         arr = arr[..., 0]
-    p = write_image(tmp_path / "a.png", arr)
+    p = write_image(tmp_path / "a.png", arr, bit_depth=16)
     got = read_image_array(p)
     assert got.dtype == np.uint16 and got.shape == (7, 9, 3)
     ref = arr[..., None].repeat(3, axis=2) if channels == 1 else arr[..., :3]
@@ -172,7 +173,10 @@ def test_prompts_json_csv_sidecar(tmp_path: Path) -> None:
     assert PairedImageFolder(tmp_path, prompts=tmp_path / "p.csv")[2]["prompt"] == "c"
     for i in (1, 2, 3):
         (tmp_path / "our485" / "low" / f"{i}.txt").write_text(f"prompt {i}\n")
-    assert PairedImageFolder(tmp_path, prompts="sidecar")[0]["prompt"] == "prompt 1"
+    assert PairedImageFolder(tmp_path, prompts_file="sidecar")[0]["prompt"] == "prompt 1"
+    assert PairedImageFolder(tmp_path)[2]["prompt"] == "prompt 3"  # sidecars found unasked
+    for i in (1, 2, 3):
+        (tmp_path / "our485" / "low" / f"{i}.txt").unlink()
     one = PairedImageFolder(tmp_path, prompt="normal light image")
     batch = collate_pairs([one[0], one[1]])
     assert batch["prompt"] == ["normal light image"] * 2 and batch["name"] == ["1", "2"]
@@ -211,7 +215,7 @@ def test_synthetic_deterministic_and_darker() -> None:
     ds.set_epoch(1)
     assert not torch.equal(ds[0]["low"], ds2[0]["low"])
     with pytest.raises(ValueError, match="valid"):
-        SyntheticLowLight(photos, exposure=(0.1, 0.2))
+        degrade(photos[0], torch.Generator(), exposure=(0.1, 0.2))
 
 
 def test_synthetic_in_dataloader_workers_equal_main() -> None:
@@ -223,8 +227,8 @@ def test_synthetic_in_dataloader_workers_equal_main() -> None:
 
 
 def test_skimage_photos_holdout() -> None:
-    val = skimage_photos("val", max_side=64)
-    assert len(val) == 3 and all(p.shape[0] == 3 and max(p.shape[1:]) <= 64 for p in val)
+    val = skimage_photos("val", size=64)
+    assert len(val) == 3 and all(p.shape[0] == 3 and min(p.shape[1:]) == 64 for p in val)
     with pytest.raises(ValueError, match="split"):
         skimage_photos("test")
 
@@ -289,7 +293,9 @@ def test_build_dataset_kinds(tmp_path: Path) -> None:
     tr = build_dataset("lol_v1", root=tmp_path, crop=4, prompt="p")
     te = build_dataset("lol_v1", root=tmp_path, split="test", crop=4)
     assert tr[0]["low"].shape == (3, 4, 4) and tr[0]["prompt"] == "p"
-    assert te[0]["low"].shape == (3, 8, 10)  # held-out folders keep full images
+    assert te[0]["low"].shape == (3, 4, 4)  # held out: centre crop
+    full = build_dataset("lol_v1", root=tmp_path, split="val")
+    assert full[0]["low"].shape == (3, 8, 10)
     syn = build_dataset("synthetic", root=tmp_path / "our485" / "high", crop=6, length=5)
     assert len(syn) == 5 and syn[4]["high"].shape == (3, 6, 6)
     with pytest.raises(ValueError, match="lol_v1"):

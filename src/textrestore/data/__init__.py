@@ -7,7 +7,7 @@ by :func:`textrestore.metrics.evaluate`.
 Example:
     >>> import torch
     >>> from torch.utils.data import DataLoader
-    >>> ds = SyntheticLowLight([torch.rand(3, 24, 24)], crop=16, length=4, prompt="normal light image")
+    >>> ds = SyntheticLowLight([torch.rand(3, 24, 24)], length=4, crop=16, prompt="normal light image")
     >>> batch = next(iter(DataLoader(ds, batch_size=2, collate_fn=collate_pairs)))
     >>> batch["low"].shape, len(batch["prompt"])
     (torch.Size([2, 3, 16, 16]), 2)
@@ -26,13 +26,23 @@ from .image_io import (
     to_tensor,
     write_image,
 )
-from .paired import LAYOUTS, PairedImageFolder, PairingError, find_pairs, image_size, load_prompts
+from .paired import (
+    LAYOUT_DIRS,
+    LAYOUTS,
+    SPLITS,
+    PairedImageFolder,
+    PairingError,
+    find_pairs,
+    image_size,
+    load_prompts,
+)
 from .synthetic import (
     SKIMAGE_TRAIN,
     SKIMAGE_VAL,
     SYNTHETIC_DEFAULTS,
     SyntheticLowLight,
     degrade,
+    resize_short_side,
     skimage_photos,
 )
 from .transforms import PairedTransform, center_crop, sample_seed
@@ -46,6 +56,8 @@ __all__ = [
     "to_tensor",
     "to_array",
     "LAYOUTS",
+    "LAYOUT_DIRS",
+    "SPLITS",
     "PairedImageFolder",
     "PairingError",
     "find_pairs",
@@ -55,6 +67,7 @@ __all__ = [
     "SYNTHETIC_DEFAULTS",
     "degrade",
     "skimage_photos",
+    "resize_short_side",
     "SKIMAGE_TRAIN",
     "SKIMAGE_VAL",
     "PairedTransform",

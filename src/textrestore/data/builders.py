@@ -1,10 +1,10 @@
 """``build_dataset``: one entry point from a config's data section to a dataset.
 
 Example:
-    >>> ds = build_dataset("synthetic", split="val", crop=32, length=3, prompt="normal light image")
+    >>> ds = build_dataset("synthetic", split="val", crop=32, length=3, size=64, prompt="p")
     >>> s = ds[0]
     >>> s["low"].shape, s["prompt"], len(ds)
-    (torch.Size([3, 32, 32]), 'normal light image', 3)
+    (torch.Size([3, 32, 32]), 'p', 3)
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from .paired import LAYOUTS, PairedImageFolder
-from .synthetic import SyntheticLowLight, skimage_photos
+from .image_io import is_image_file, read_image
+from .paired import LAYOUTS, SPLITS, PairedImageFolder
+from .synthetic import SyntheticLowLight, resize_short_side, skimage_photos
+from .transforms import PairedTransform
 
 __all__ = ["build_dataset", "DATASET_KINDS"]
 
@@ -25,6 +27,7 @@ DATASET_KINDS: tuple[str, ...] = (*LAYOUTS, "synthetic")
 
 def build_dataset(
     kind: str,
+    *,
     root: str | os.PathLike[str] | None = None,
     split: str = "train",
     crop: int | None = None,
@@ -32,66 +35,89 @@ def build_dataset(
     prompts_file: str | os.PathLike[str] | None = None,
     seed: int = 0,
     length: int | None = None,
-    size: int = 256,
+    size: int | None = 256,
     cache: bool = False,
 ) -> Dataset[Any]:
     """Build a paired dataset from a kind and a few settings.
 
+    Every dataset returned has a fixed ``len``, a ``set_epoch(epoch)`` method and samples
+    that depend only on ``(seed, epoch, index)`` (not on worker count or access order).
+
     Args:
         kind: ``lol_v1``, ``lol_v2_real``, ``lol_v2_synthetic``, ``generic`` (a
-            :class:`PairedImageFolder` layout) or ``synthetic`` (:class:`SyntheticLowLight`).
-        root: dataset root; for ``synthetic`` a folder of normal-light images (None: the
-            offline ``skimage.data`` photos, fixed train/val hold-out).
-        split: ``"train"``, or ``"test"``/``"val"`` for held-out data.
-        crop: square crop side. Training: random crops (with flips and 90° rotations);
-            held-out: ``synthetic`` takes centre crops; folders keep full images (the
-            benchmark protocol), whatever ``crop`` says.
-        prompt: one prompt for every sample.
-        prompts_file: per-image prompts (JSON/CSV path or ``"sidecar"``) for folders.
+            :class:`PairedImageFolder` layout at ``root``) or ``synthetic``
+            (:class:`SyntheticLowLight`).
+        root: dataset root; for ``synthetic`` an optional folder of normal-light images
+            (None: the offline ``skimage.data`` photos of :func:`skimage_photos`).
+        split: ``"train"``, or ``"test"``/``"val"`` (held out: the layout's test folders;
+            for ``synthetic`` the held-out skimage photos, ``root``'s images otherwise).
+        crop: square crop side. ``"train"``: random crop with flips and 90° rotations,
+            seeded per ``(seed, epoch, index)``; held out: centre crop, no flips (None: full
+            images for folders).
+        prompt: one prompt for every sample (the fallback of per-image prompts).
+        prompts_file: per-image prompts for folders (JSON/CSV path or ``"sidecar"``).
         seed: base seed of the augmentation / synthesis.
-        length: ``synthetic``: samples per epoch (default 1000 for training, one per photo
-            held out).
-        size: ``synthetic``: crop side when ``crop`` is None; the sources are downscaled so
-            that their longer side is at most ``max(2 * crop, 256)``.
+        length: ``synthetic``: samples per epoch (default: one per photo).
+        size: ``synthetic``: the sources are resized so that their short side is ``size``
+            (None: original sizes); without ``crop`` the samples are ``size``-square crops
+            (so that they batch), or full images when ``size`` is None too.
         cache: folders: keep decoded images in memory.
 
     Returns:
         A map-style dataset of sample dicts (see :mod:`textrestore.data`).
+
+    Raises:
+        ValueError: unknown kind (the valid ones are listed) or split; a folder kind
+            without ``root``; any error of the dataset's constructor.
     """
     if kind not in DATASET_KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; expected one of {list(DATASET_KINDS)}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     train = split == "train"
-    if not train and split not in ("test", "val"):
-        raise ValueError(f"split must be 'train', 'test' or 'val', got {split!r}")
     if kind == "synthetic":
-        side = int(crop if crop is not None else size)
-        max_side = max(2 * side, 256)
+        if prompts_file is not None:
+            raise ValueError(
+                "build_dataset: prompts_file is for image folders; synthetic data takes prompt="
+            )
         if root is None:
-            images: Any = skimage_photos("train" if train else "val", max_side=max_side)
+            images = skimage_photos("train" if train else "val", size=size)
         else:
-            images = root
-        n = length if length is not None else (1000 if train else None)
+            if not os.path.isdir(root):
+                raise FileNotFoundError(f"build_dataset: synthetic image folder not found: {root}")
+            files = sorted(os.path.join(root, f) for f in os.listdir(root) if is_image_file(f))
+            if not files:
+                raise FileNotFoundError(f"build_dataset: no images in {root}")
+            images = [read_image(f) for f in files]
+            if size is not None:
+                images = [resize_short_side(im, size) for im in images]
+        side = crop if crop is not None else size
         return SyntheticLowLight(
             images,
+            length=length,
             crop=side,
-            length=n,
             seed=seed,
             prompt=prompt,
+            augment=train,
             center=not train,
             vary_with_epoch=train,
-            hflip=train,
-            rot90=train,
-            max_side=max_side,
         )
     if root is None:
         raise ValueError(f"dataset kind {kind!r} needs root= (the dataset folder)")
+    transform = None
+    if crop is not None:
+        transform = (
+            PairedTransform(crop)
+            if train
+            else PairedTransform(crop, hflip=False, vflip=False, rot90=False, center=True)
+        )
     return PairedImageFolder(
         root,
         layout=kind,
-        split="train" if train else "test",
-        crop=crop if train else None,
+        split=split,
+        transform=transform,
         prompt=prompt,
-        prompts=prompts_file,
+        prompts_file=prompts_file,
         seed=seed,
         cache=cache,
     )

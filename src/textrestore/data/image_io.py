@@ -11,7 +11,7 @@ Example:
     >>> import tempfile, os, numpy as np
     >>> d = tempfile.mkdtemp()
     >>> img = (np.arange(2 * 3 * 3).reshape(2, 3, 3) * 7000).astype(np.uint16)
-    >>> p = write_image(os.path.join(d, "a.png"), img)
+    >>> p = write_image(os.path.join(d, "a.png"), img, bit_depth=16)
     >>> bool((read_image_array(p) == img).all())
     True
     >>> read_image(p).shape, read_image(p).dtype
@@ -304,9 +304,13 @@ def to_array(image: Tensor | np.ndarray, bits: int = 8) -> np.ndarray:
         t = image.detach().cpu()
         if t.ndim == 4 and t.shape[0] == 1:
             t = t[0]
-        if t.ndim != 3:
-            raise ValueError(f"to_array: expected a (3, H, W) tensor, got {tuple(t.shape)}")
+        if t.ndim != 3 or t.shape[0] not in (1, 3):
+            raise ValueError(
+                f"to_array: expected a (3, H, W) or (1, H, W) tensor, got {tuple(t.shape)}"
+            )
         arr = t.float().permute(1, 2, 0).numpy()
+        if arr.shape[2] == 1:
+            arr = arr[..., 0]
     else:
         arr = np.asarray(image)
     if arr.dtype == np.uint8:
@@ -336,20 +340,35 @@ def read_image(path: PathLike) -> Tensor:
     return to_tensor(read_image_array(path))
 
 
-def write_image(path: PathLike, image: Tensor | np.ndarray, bits: int | None = None) -> Path:
+def write_image(
+    path: PathLike, image: Tensor | np.ndarray, bit_depth: int | None = 8
+) -> Path:
     """Write an image as PNG, JPEG (quality 95), TIFF or BMP, chosen by the suffix.
 
-    The file is written to a temporary name and renamed, so a reader never sees half of it.
+    The file is written to a temporary name in the same folder and renamed over ``path``,
+    so a reader never sees half of it.
 
     Args:
-        path: destination; its suffix picks the format.
-        image: ``(3, H, W)`` float tensor in [0, 1], or an ``(H, W[, 3|4])`` uint8 / uint16 /
-            float array.
-        bits: 8 or 16; default 16 for uint16 arrays written as PNG/TIFF, else 8. JPEG and
-            BMP are always 8-bit.
+        path: destination; its suffix (``.png``, ``.jpg``/``.jpeg``, ``.tif``/``.tiff``,
+            ``.bmp``) picks the format.
+        image: ``(3, H, W)`` float tensor in [0, 1] (a leading batch of 1 is dropped), or an
+            ``(H, W[, 3|4])`` uint8 / uint16 / float array.
+        bit_depth: 8 or 16 (16: PNG written exactly by a built-in encoder, TIFF through
+            ``tifffile``); None keeps the depth of an integer array (16 for uint16) and
+            writes floats as 8-bit. JPEG and BMP are always 8-bit.
 
     Returns:
         The path written.
+
+    Raises:
+        ValueError: unknown suffix, bad ``bit_depth``, or 16 bits asked of JPEG/BMP.
+        TypeError: ``image`` is neither a tensor nor an array of a supported dtype.
+
+    Example:
+        >>> import tempfile, os, torch
+        >>> p = write_image(os.path.join(tempfile.mkdtemp(), "x.png"), torch.ones(3, 2, 2), 16)
+        >>> read_image_array(p).dtype.name, read_image(p).min().item()
+        ('uint16', 1.0)
     """
     from PIL import Image
 
@@ -362,21 +381,29 @@ def write_image(path: PathLike, image: Tensor | np.ndarray, bits: int | None = N
             f"write_image: unsupported extension {p.suffix!r} for {p}; expected one of "
             f".png, .jpg, .jpeg, .tif, .tiff, .bmp"
         )
-    is16 = isinstance(image, np.ndarray) and image.dtype == np.uint16
-    if bits is None:
-        bits = 16 if is16 and fmt in ("PNG", "TIFF") else 8
-    if bits == 16 and fmt in ("JPEG", "BMP"):
+    if not isinstance(image, (Tensor, np.ndarray)):
+        raise TypeError(
+            f"write_image: expected a torch.Tensor or numpy array, got {type(image).__name__}"
+        )
+    if bit_depth is None:
+        is16 = isinstance(image, np.ndarray) and image.dtype == np.uint16
+        bit_depth = 16 if is16 and fmt in ("PNG", "TIFF") else 8
+    if bit_depth not in (8, 16):
+        raise ValueError(f"write_image: bit_depth must be 8 or 16, got {bit_depth!r}")
+    if bit_depth == 16 and fmt in ("JPEG", "BMP"):
         raise ValueError(f"write_image: {fmt} cannot hold 16-bit images; use .png or .tif")
-    arr = to_array(image, bits)
+    arr = to_array(image, bit_depth)
     tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp{p.suffix}")
     try:
-        if bits == 16 and fmt == "PNG":
+        if bit_depth == 16 and fmt == "PNG":
             _write_png16(tmp, arr)
-        elif bits == 16:
+        elif bit_depth == 16:
             try:
                 import tifffile
             except ImportError as err:
-                raise ValueError("write_image: 16-bit TIFF needs the tifffile package") from err
+                raise ValueError(
+                    "write_image: 16-bit TIFF needs the tifffile package (pip install tifffile)"
+                ) from err
             tifffile.imwrite(str(tmp), arr)
         else:
             kwargs = {"quality": 95} if fmt == "JPEG" else {}

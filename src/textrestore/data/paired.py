@@ -1,23 +1,30 @@
 """Paired low/normal-light image folders: LOL-v1, LOL-v2 (real, synthetic) and generic.
 
-Layouts (``layout=``, ``split="train"`` or ``"test"``):
+Layouts (``layout=``; ``split="train"``, or ``"test"``/``"val"`` for the held-out part):
 
 =====================  =====================================================================
-``lol_v1``             ``our485/{low,high}`` (train), ``eval15/{low,high}`` (test)
-``lol_v2_real``        ``Real_captured/{Train,Test}/{Low,Normal}``; ``low00001.png`` pairs
-                       with ``normal00001.png`` (the ``low``/``normal`` prefix is ignored)
-``lol_v2_synthetic``   ``Synthetic/{Train,Test}/{Low,Normal}``, same names in both folders
-``generic``            ``low/`` and ``high/`` (or ``low_dir=``/``high_dir=``), matched by stem
+``lol_v1``             ``our485/{low,high}`` (train), ``eval15/{low,high}`` (test/val)
+``lol_v2_real``        ``{Train,Test}/{Low,Normal}`` under ``root`` (the ``Real_captured``
+                       folder; ``root/Real_captured/...`` is found too); ``low00001.png``
+                       pairs with ``normal00001.png`` by the numeric id (the
+                       ``low``/``normal`` prefix is ignored)
+``lol_v2_synthetic``   ``{Train,Test}/{Low,Normal}`` under ``root`` (the ``Synthetic`` folder;
+                       ``root/Synthetic/...`` is found too), same names in both folders
+``generic``            ``low_dir``/``high_dir`` (default ``root/low``, ``root/high``),
+                       matched by file stem; the split is ignored
 =====================  =====================================================================
 
 At construction the folders are scanned once and every problem is reported together in
-one :class:`PairingError`: low images without a target, targets without a low image,
-pairs whose sizes differ, and files whose header cannot be read.
+one :class:`PairingError` (a ``ValueError``): low images without a target, targets without
+a low image, pairs whose sizes differ, and files whose header cannot be read.
 
-Prompts: ``prompt="..."`` gives every sample the same prompt; ``prompts=`` gives one per
-image, from a mapping ``{stem: prompt}``, a JSON file (``{"name": "prompt"}``), a CSV
-file (columns ``name,prompt``) or ``"sidecar"`` (a ``<stem>.txt`` file next to each low
-image). Names match by file stem (``"1"``, ``"1.png"`` both work).
+Prompts: ``prompt="..."`` gives every sample the same prompt; a prompt per image comes
+from ``prompts_file`` (a JSON object ``{"name": "prompt"}`` or a CSV file with columns
+``name,prompt``), from ``prompts=`` (a mapping ``{stem: prompt}``), or from sidecar
+``<stem>.txt`` files next to the low images, which are picked up whenever one exists
+(``prompts_file="sidecar"`` asks for them explicitly). Names match by file stem (``"1"``
+and ``"1.png"`` both work); images without their own prompt get ``prompt`` (an error
+naming them if ``prompt`` is None).
 
 Example:
     >>> import tempfile, os, torch
@@ -53,6 +60,8 @@ __all__ = [
     "PairedImageFolder",
     "PairingError",
     "LAYOUTS",
+    "LAYOUT_DIRS",
+    "SPLITS",
     "find_pairs",
     "image_size",
     "load_prompts",
@@ -60,19 +69,35 @@ __all__ = [
 
 PathLike = str | os.PathLike
 
-#: layout -> split -> (low folder, high folder), relative to the root.
-LAYOUTS: dict[str, dict[str, tuple[str, str]]] = {
-    "lol_v1": {"train": ("our485/low", "our485/high"), "test": ("eval15/low", "eval15/high")},
+#: Folder layouts :class:`PairedImageFolder` knows.
+LAYOUTS: tuple[str, ...] = ("lol_v1", "lol_v2_real", "lol_v2_synthetic", "generic")
+
+#: layout -> split -> candidate (low folder, high folder) pairs relative to the root; the
+#: first candidate whose folders exist is used (the first one is named in errors).
+LAYOUT_DIRS: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
+    "lol_v1": {
+        "train": (("our485/low", "our485/high"),),
+        "test": (("eval15/low", "eval15/high"),),
+    },
     "lol_v2_real": {
-        "train": ("Real_captured/Train/Low", "Real_captured/Train/Normal"),
-        "test": ("Real_captured/Test/Low", "Real_captured/Test/Normal"),
+        "train": (
+            ("Train/Low", "Train/Normal"),
+            ("Real_captured/Train/Low", "Real_captured/Train/Normal"),
+        ),
+        "test": (
+            ("Test/Low", "Test/Normal"),
+            ("Real_captured/Test/Low", "Real_captured/Test/Normal"),
+        ),
     },
     "lol_v2_synthetic": {
-        "train": ("Synthetic/Train/Low", "Synthetic/Train/Normal"),
-        "test": ("Synthetic/Test/Low", "Synthetic/Test/Normal"),
+        "train": (("Train/Low", "Train/Normal"), ("Synthetic/Train/Low", "Synthetic/Train/Normal")),
+        "test": (("Test/Low", "Test/Normal"), ("Synthetic/Test/Low", "Synthetic/Test/Normal")),
     },
-    "generic": {"train": ("low", "high"), "test": ("low", "high")},
+    "generic": {"train": (("low", "high"),), "test": (("low", "high"),)},
 }
+
+#: Accepted ``split`` values and the folder split they read.
+SPLITS: dict[str, str] = {"train": "train", "test": "test", "val": "test"}
 
 _PREFIX = re.compile(r"^(low|normal|high)[_-]?", re.IGNORECASE)
 
@@ -156,6 +181,13 @@ def find_pairs(
         FileNotFoundError: a folder is missing or holds no images.
         PairingError: unpaired files, size mismatches or unreadable headers (all listed).
     """
+    return _find_pairs_sized(low_dir, high_dir, layout, check_sizes)[0]
+
+
+def _find_pairs_sized(
+    low_dir: PathLike, high_dir: PathLike, layout: str, check_sizes: bool
+) -> tuple[list[tuple[Path, Path]], list[tuple[int, int]]]:
+    """:func:`find_pairs` plus the (W, H) of every pair (empty without ``check_sizes``)."""
     low_dir, high_dir = Path(low_dir), Path(high_dir)
     for d in (low_dir, high_dir):
         if not d.is_dir():
@@ -184,6 +216,7 @@ def find_pairs(
     keys = sorted(set(lows) & set(highs), key=_natural)
     mismatches: list[tuple[Path, Path, tuple[int, int], tuple[int, int]]] = []
     unreadable: list[tuple[Path, str]] = []
+    pair_sizes: list[tuple[int, int]] = []
     if check_sizes:
         for k in keys:
             sizes = []
@@ -194,9 +227,10 @@ def find_pairs(
                     unreadable.append((p, str(err.__cause__ or err)))
             if len(sizes) == 2 and sizes[0] != sizes[1]:
                 mismatches.append((lows[k], highs[k], sizes[0], sizes[1]))
+            pair_sizes.append(sizes[0] if sizes else (0, 0))
     if unpaired_low or unpaired_high or mismatches or unreadable:
         raise PairingError(low_dir, high_dir, unpaired_low, unpaired_high, mismatches, unreadable)
-    return [(lows[k], highs[k]) for k in keys]
+    return [(lows[k], highs[k]) for k in keys], pair_sizes
 
 
 def _natural(s: str) -> tuple[Any, ...]:
@@ -263,20 +297,42 @@ class PairedImageFolder(Dataset):
     :meth:`set_epoch` at the start of every epoch.
 
     Args:
-        root: dataset root (for ``generic``: the folder holding ``low/`` and ``high/``).
-        layout: ``"lol_v1"``, ``"lol_v2_real"``, ``"lol_v2_synthetic"`` or ``"generic"``.
-        split: ``"train"`` or ``"test"``.
+        root: dataset root (for ``generic``: the folder holding ``low/`` and ``high/``,
+            or the base of relative ``low_dir``/``high_dir``).
+        layout: one of :data:`LAYOUTS`.
+        split: ``"train"``, or ``"test"``/``"val"`` (the same held-out folders).
         transform: a :class:`PairedTransform` (or any ``(low, high, generator) -> pair``);
             None keeps full images.
-        crop: shorthand for ``PairedTransform(crop, hflip=True, rot90=True)``.
-        prompt: one prompt for every sample.
-        prompts: per-image prompts: mapping, JSON/CSV path or ``"sidecar"``; images
-            missing from it get ``prompt`` (an error if ``prompt`` is None).
-        low_dir: explicit low folder (``generic``), relative to ``root`` or absolute.
-        high_dir: explicit target folder (``generic``).
+        prompt: one prompt for every sample, and the fallback of per-image prompts.
+        prompts_file: per-image prompts: a JSON (``{name: prompt}``) or CSV (``name,prompt``)
+            file, or ``"sidecar"`` (``<stem>.txt`` next to each low image; also picked up
+            without this argument whenever one exists).
+        low_dir: low-light folder, relative to ``root`` or absolute (default: the layout's).
+        high_dir: normal-light folder, relative to ``root`` or absolute.
+        crop: shorthand for ``transform=PairedTransform(crop)`` (random crop, flips, 90°
+            rotations); checked against the smallest pair at construction.
+        prompts: per-image prompts as a mapping ``{name: prompt}`` (instead of a file).
         seed: base seed of the augmentation.
         cache: keep decoded images in memory (as 8/16-bit arrays).
         check_sizes: compare the sizes of every pair at construction.
+
+    Raises:
+        FileNotFoundError: ``root`` or a layout folder is missing.
+        ValueError: unknown layout or split; :class:`PairingError` (a ``ValueError``)
+            listing every unpaired file, size mismatch and unreadable header; images
+            without a prompt when some have one and no fallback ``prompt`` is given; a
+            crop larger than an image.
+
+    Example:
+        >>> import tempfile, os, torch
+        >>> from textrestore.data import write_image
+        >>> root = tempfile.mkdtemp()
+        >>> for sub, name in (("Train/Low", "low00007.png"), ("Train/Normal", "normal00007.png")):
+        ...     os.makedirs(os.path.join(root, sub))
+        ...     _ = write_image(os.path.join(root, sub, name), torch.rand(3, 8, 8))
+        >>> ds = PairedImageFolder(root, layout="lol_v2_real", crop=4)
+        >>> len(ds), ds[0]["name"], ds[0]["low"].shape
+        (1, '00007', torch.Size([3, 4, 4]))
     """
 
     def __init__(
@@ -285,38 +341,63 @@ class PairedImageFolder(Dataset):
         layout: str = "lol_v1",
         split: str = "train",
         transform: PairedTransform | Callable[..., Any] | None = None,
-        crop: int | None = None,
         prompt: str | None = None,
-        prompts: PathLike | Mapping[str, str] | None = None,
+        prompts_file: PathLike | None = None,
         low_dir: PathLike | None = None,
         high_dir: PathLike | None = None,
+        *,
+        crop: int | None = None,
+        prompts: Mapping[str, str] | PathLike | None = None,
         seed: int = 0,
         cache: bool = False,
         check_sizes: bool = True,
     ) -> None:
         if layout not in LAYOUTS:
-            raise ValueError(f"unknown layout {layout!r}; expected one of {sorted(LAYOUTS)}")
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+            raise ValueError(f"unknown layout {layout!r}; expected one of {list(LAYOUTS)}")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
         if transform is not None and crop is not None:
-            raise ValueError("give either transform= or crop=, not both")
+            raise ValueError("PairedImageFolder: give either transform= or crop=, not both")
+        if prompts_file is not None and prompts is not None:
+            raise ValueError("PairedImageFolder: give either prompts_file= or prompts=, not both")
+        if transform is not None and not callable(transform):
+            raise TypeError(
+                f"transform: expected a PairedTransform or callable, got {type(transform).__name__}"
+            )
         self.root, self.layout, self.split = Path(root), layout, split
         if not self.root.is_dir():
             raise FileNotFoundError(f"dataset root not found: {self.root}")
-        lo_rel, hi_rel = LAYOUTS[layout][split]
+        candidates = LAYOUT_DIRS[layout][SPLITS[split]]
+        lo_rel, hi_rel = next(
+            (c for c in candidates if (self.root / c[0]).is_dir() and (self.root / c[1]).is_dir()),
+            candidates[0],
+        )
         self.low_dir = self.root / (low_dir if low_dir is not None else lo_rel)
         self.high_dir = self.root / (high_dir if high_dir is not None else hi_rel)
         for d, what in ((self.low_dir, "low"), (self.high_dir, "high")):
             if not d.is_dir():
-                raise FileNotFoundError(
-                    f"{layout} layout ({split}): {what} folder {d} not found; expected "
-                    f"{self.root}/{lo_rel} and {self.root}/{hi_rel}"
+                expected = " or ".join(
+                    f"{self.root / lo} and {self.root / hi}" for lo, hi in candidates
                 )
-        self.pairs = find_pairs(self.low_dir, self.high_dir, layout, check_sizes=check_sizes)
+                raise FileNotFoundError(
+                    f"{layout} layout ({split}): {what} folder {d} not found; expected {expected}"
+                )
+        self.pairs, sizes = _find_pairs_sized(self.low_dir, self.high_dir, layout, check_sizes)
         self.transform = PairedTransform(crop) if crop is not None else transform
+        tcrop = getattr(self.transform, "crop", None)
+        if isinstance(tcrop, int) and sizes:
+            small = [
+                f"{lo} ({w}x{h})" for (lo, _), (w, h) in zip(self.pairs, sizes) if min(w, h) < tcrop
+            ]
+            if small:
+                raise ValueError(
+                    f"crop {tcrop}x{tcrop} is larger than {len(small)} image(s) (W x H): "
+                    + ", ".join(small)
+                )
         self.seed, self.epoch = int(seed), 0
         self.names = [_key(lo.stem, layout) for lo, _ in self.pairs]
-        self.prompt_list = self._resolve_prompts(prompt, prompts)
+        per_image = prompts_file if prompts is None else prompts
+        self.prompt_list = self._resolve_prompts(prompt, per_image)
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
 
     def _resolve_prompts(
@@ -324,21 +405,26 @@ class PairedImageFolder(Dataset):
     ) -> list[str] | None:
         if prompt is not None and not isinstance(prompt, str):
             raise TypeError(f"prompt: expected a str, got {type(prompt).__name__}")
-        if prompts is None:
+        sidecars = {
+            name: lo.with_suffix(".txt")
+            for (lo, _), name in zip(self.pairs, self.names)
+            if lo.with_suffix(".txt").is_file()
+        }
+        explicit_sidecar = isinstance(prompts, str) and prompts == "sidecar"
+        if prompts is None and not sidecars:
             return None if prompt is None else [prompt] * len(self.pairs)
         table: dict[str, str] = {}
-        if isinstance(prompts, str) and prompts == "sidecar":
-            for (lo, _), name in zip(self.pairs, self.names):
-                txt = lo.with_suffix(".txt")
-                if txt.is_file():
-                    table[name] = txt.read_text(encoding="utf-8").strip()
+        if prompts is None or explicit_sidecar:
+            source = f"sidecar .txt files in {self.low_dir}"
+            table = {n: t.read_text(encoding="utf-8").strip() for n, t in sidecars.items()}
         else:
+            source = str(prompts) if not isinstance(prompts, Mapping) else "the prompts mapping"
             table = load_prompts(prompts)
         missing = [n for n in self.names if n not in table]
         if missing and prompt is None:
             raise ValueError(
-                f"{len(missing)} image(s) have no prompt and no default prompt= was given: "
-                f"{missing}"
+                f"{len(missing)} image(s) have no prompt in {source} and no default prompt= "
+                f"was given: {missing}"
             )
         return [table.get(n, prompt or "") for n in self.names]
 

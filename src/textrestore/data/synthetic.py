@@ -1,21 +1,26 @@
 """Synthetic low light from normal-light images, and the photos ``skimage.data`` ships.
 
-Recipe (per sample, all parameters drawn from a generator seeded by ``(seed, epoch,
-index)``; ranges are constructor arguments):
+Recipe (per sample; every parameter is drawn uniformly from its range, and every random
+draw comes from one ``torch.Generator`` seeded by ``(seed, epoch, index)``):
 
-1. exposure and tone: ``clean = β · (α · I)^γ`` with α ~ U(0.9, 1.0), β ~ U(0.5, 1.0),
-   γ ~ U(1.5, 5.0) — the darkening of Lv et al., "Attention guided low-light image
-   enhancement with a large scale low-light simulation dataset" (IJCV 2021);
-2. sensor noise (heteroscedastic Gaussian approximation of Poisson + read noise):
-   ``low = clean + sqrt(k · clean) · n₁ + σ_r · n₂`` with n₁, n₂ ~ N(0, 1),
-   k ~ U(1e-4, 1e-3) (shot) and σ_r ~ U(1e-3, 5e-3) (read);
-3. clip to [0, 1] and, by default, quantise to 8 bits.
+1. geometry: random square crop, horizontal/vertical flips and 90° rotation of the source
+   (the target ``high`` is this crop of the source itself);
+2. exposure and tone: ``clean = β · (α · I)^γ`` with α ~ U(0.9, 1.0), β ~ U(0.5, 1.0),
+   γ ~ U(1.5, 5.0) — the darkening recipe of Lv et al., "Attention guided low-light image
+   enhancement with a large scale low-light simulation dataset" (IJCV 2021), the family of
+   gamma-and-scale degradations also used to build the synthetic part of LOL-v2;
+3. sensor noise, a heteroscedastic Gaussian approximation of Poisson shot noise plus
+   Gaussian read noise: ``low = clean + s · sqrt(clean) · n₁ + r · n₂`` with
+   n₁, n₂ ~ N(0, 1), s ~ U(0, 0.02) (shot, std ∝ sqrt(signal)) and r ~ U(0, 0.01) (read);
+4. clip to [0, 1] and, by default, quantise to 8 bits (1/255 steps) as a camera file would.
 
-The target is the (cropped, flipped, rotated) source image itself.
+:func:`textrestore.baselines.darken` (the demo's and the shipped checkpoint's darkening)
+is a different, brighter parametrisation (``k · x^g``, k in 0.08-0.3, g in 1.0-1.6) of the
+same exposure-plus-noise model.
 
 Example:
     >>> import torch
-    >>> ds = SyntheticLowLight([torch.rand(3, 20, 20)], crop=16, length=4, seed=0)
+    >>> ds = SyntheticLowLight([torch.rand(3, 20, 20)], length=4, crop=16, seed=0)
     >>> s = ds[1]
     >>> s["low"].shape, bool(s["low"].mean() < s["high"].mean()), torch.equal(ds[1]["low"], s["low"])
     (torch.Size([3, 16, 16]), True, True)
@@ -34,7 +39,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .image_io import is_image_file, read_image, to_tensor
-from .transforms import PairedTransform, center_crop, sample_seed
+from .transforms import PairedTransform, sample_seed
 
 __all__ = [
     "SyntheticLowLight",
@@ -43,15 +48,16 @@ __all__ = [
     "skimage_photos",
     "SKIMAGE_TRAIN",
     "SKIMAGE_VAL",
+    "resize_short_side",
 ]
 
-#: Default ranges (low, high) of the synthetic degradation.
+#: Default ranges (low, high) of the synthetic degradation (see the module docstring).
 SYNTHETIC_DEFAULTS: dict[str, tuple[float, float]] = {
     "alpha": (0.9, 1.0),
     "beta": (0.5, 1.0),
     "gamma": (1.5, 5.0),
-    "shot": (1e-4, 1e-3),
-    "read": (1e-3, 5e-3),
+    "shot_noise": (0.0, 0.02),
+    "read_noise": (0.0, 0.01),
 }
 
 #: skimage.data photos used for training (grey photos are replicated to RGB).
@@ -64,38 +70,64 @@ SKIMAGE_TRAIN: tuple[str, ...] = (
 SKIMAGE_VAL: tuple[str, ...] = ("astronaut", "coffee", "chelsea")
 
 
+def _check_range(name: str, value: object) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name}: expected a (low, high) pair of numbers, got {value!r}") from err
+    if not lo <= hi or lo != lo or hi != hi:
+        raise ValueError(f"{name}: expected low <= high, got ({lo}, {hi})")
+    if name in ("shot_noise", "read_noise") and lo < 0:
+        raise ValueError(f"{name}: noise levels must be >= 0, got ({lo}, {hi})")
+    if name in ("alpha", "beta", "gamma") and lo <= 0:
+        raise ValueError(f"{name}: expected values > 0, got ({lo}, {hi})")
+    return lo, hi
+
+
 def degrade(
     image: Tensor,
     generator: torch.Generator,
     quantize: bool = True,
     **ranges: tuple[float, float],
 ) -> Tensor:
-    """Apply the synthetic low-light recipe (module docstring) to one (3, H, W) image.
+    """Apply the synthetic low-light recipe (steps 2-4 of the module docstring) to one image.
+
+    Draws α, β, γ, the shot and read noise levels (in this order), then the two noise
+    fields, from ``generator``.
 
     Args:
         image: (C, H, W) float in [0, 1].
         generator: CPU generator the parameters and noise are drawn from.
         quantize: round to 1/255 steps.
-        **ranges: overrides of :data:`SYNTHETIC_DEFAULTS`.
+        **ranges: overrides of :data:`SYNTHETIC_DEFAULTS` (``alpha``, ``beta``, ``gamma``,
+            ``shot_noise``, ``read_noise``).
 
     Returns:
         (C, H, W) float in [0, 1].
+
+    Example:
+        >>> import torch
+        >>> x = torch.full((3, 4, 4), 0.5)
+        >>> y = degrade(x, torch.Generator().manual_seed(0), gamma=(2.0, 2.0), shot_noise=(0, 0),
+        ...             read_noise=(0, 0), alpha=(1, 1), beta=(1, 1), quantize=False)
+        >>> round(y.mean().item(), 4)
+        0.25
     """
     unknown = set(ranges) - set(SYNTHETIC_DEFAULTS)
     if unknown:
         raise ValueError(
             f"unknown degradation range(s) {sorted(unknown)}; valid: {sorted(SYNTHETIC_DEFAULTS)}"
         )
-    cfg = {**SYNTHETIC_DEFAULTS, **ranges}
+    cfg = {k: _check_range(k, v) for k, v in {**SYNTHETIC_DEFAULTS, **ranges}.items()}
     draw = {}
-    for key in ("alpha", "beta", "gamma", "shot", "read"):
+    for key in ("alpha", "beta", "gamma", "shot_noise", "read_noise"):
         lo, hi = cfg[key]
         draw[key] = lo + (hi - lo) * float(torch.rand((), generator=generator, dtype=torch.float64))
     x = image.clamp(0, 1)
     clean = draw["beta"] * (draw["alpha"] * x) ** draw["gamma"]
     n1 = torch.randn(x.shape, generator=generator, dtype=x.dtype)
     n2 = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-    low = clean + (draw["shot"] * clean).sqrt() * n1 + draw["read"] * n2
+    low = clean + draw["shot_noise"] * clean.sqrt() * n1 + draw["read_noise"] * n2
     low = low.clamp(0, 1)
     return torch.round(low * 255) / 255 if quantize else low
 
@@ -117,35 +149,70 @@ def _load_skimage(name: str) -> list[Tensor]:
 
 
 def skimage_photos(
-    split: str = "train", names: Sequence[str] | None = None, max_side: int | None = None
+    split: str = "train", size: int | None = 256, *, names: Sequence[str] | None = None
 ) -> list[Tensor]:
     """The real photos bundled with scikit-image, as (3, H, W) float tensors in [0, 1].
 
-    The hold-out is fixed: ``split="val"`` gives :data:`SKIMAGE_VAL` (astronaut, coffee,
-    chelsea) and ``split="train"`` gives :data:`SKIMAGE_TRAIN` (14 other photos, grey ones
-    replicated to RGB; ``stereo_motorcycle`` contributes both views). Nothing is downloaded.
+    The hold-out is fixed and matches ``examples/train_default.py`` (the recipe of the
+    shipped ``nalsuper_s`` checkpoint): ``split="val"`` gives :data:`SKIMAGE_VAL`
+    (astronaut, coffee, chelsea: 3 photos), ``split="train"`` gives :data:`SKIMAGE_TRAIN`
+    (14 other names, 15 photos: grey ones replicated to RGB, ``stereo_motorcycle``
+    contributes both views) and ``"all"`` both (train first). Nothing is downloaded.
 
     Args:
-        split: ``"train"`` or ``"val"``.
+        split: ``"train"``, ``"val"`` or ``"all"``.
+        size: resize (bilinear, antialiased) so that the short side is ``size``; None keeps
+            the original sizes.
         names: explicit ``skimage.data`` names instead of the split's.
-        max_side: downscale (area) so that the longer side is at most this.
 
     Returns:
-        List of tensors.
+        List of (3, H, W) float32 tensors.
+
+    Raises:
+        ImportError: scikit-image is not installed.
+        ValueError: unknown split, bad size, or a name ``skimage.data`` does not have.
+
+    Example:
+        >>> photos = skimage_photos("val", size=32)
+        >>> len(photos), [min(p.shape[1:]) for p in photos]
+        (3, [32, 32, 32])
     """
-    if split not in ("train", "val"):
-        raise ValueError(f"skimage_photos: split must be 'train' or 'val', got {split!r}")
-    chosen = (
-        list(names)
-        if names is not None
-        else list(SKIMAGE_TRAIN if split == "train" else SKIMAGE_VAL)
-    )
+    if split not in ("train", "val", "all"):
+        raise ValueError(f"skimage_photos: split must be 'train', 'val' or 'all', got {split!r}")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"skimage_photos: size must be a positive int or None, got {size!r}")
+    if names is not None:
+        chosen = list(names)
+    else:
+        chosen = {
+            "train": list(SKIMAGE_TRAIN),
+            "val": list(SKIMAGE_VAL),
+            "all": [*SKIMAGE_TRAIN, *SKIMAGE_VAL],
+        }[split]
     photos: list[Tensor] = []
     for name in chosen:
         photos += _load_skimage(name)
-    if max_side is not None:
-        photos = [_shrink(p, max_side) for p in photos]
+    if size is not None:
+        photos = [resize_short_side(p, size) for p in photos]
     return photos
+
+
+def resize_short_side(x: Tensor, size: int) -> Tensor:
+    """Resize a (C, H, W) image (bilinear, antialiased) so that its short side is ``size``.
+
+    Example:
+        >>> resize_short_side(torch.rand(3, 40, 60), 20).shape
+        torch.Size([3, 20, 30])
+    """
+    h, w = x.shape[-2:]
+    if min(h, w) == size:
+        return x
+    scale = size / min(h, w)
+    new = (size, max(1, round(w * scale))) if h <= w else (max(1, round(h * scale)), size)
+    out = torch.nn.functional.interpolate(
+        x[None].float(), size=new, mode="bilinear", antialias=True, align_corners=False
+    )[0]
+    return out.clamp(0, 1).contiguous()
 
 
 def _shrink(x: Tensor, max_side: int) -> Tensor:
@@ -160,41 +227,60 @@ def _shrink(x: Tensor, max_side: int) -> Tensor:
 class SyntheticLowLight(Dataset):
     """Pairs made on the fly from normal-light images with the module's recipe.
 
-    Sample ``i`` uses source image ``i % len(images)``; its crop, flips, rotation,
-    degradation parameters and noise come from a generator seeded by
-    ``(seed, epoch, i)`` (``epoch`` fixed to 0 when ``vary_with_epoch=False``, e.g. for
-    validation), so an epoch is reproducible in any process or worker.
+    Sample ``i`` uses source image ``i % len(images)``; its crop position, flips, rotation,
+    α, β, γ and noise all come from a ``torch.Generator`` seeded by ``(seed, epoch, i)``,
+    so an epoch is reproducible in any process or data-loader worker, and
+    :meth:`set_epoch` changes the draws (``vary_with_epoch=False`` pins the epoch to 0,
+    e.g. for validation).
 
     Args:
-        images: (3, H, W) tensors in [0, 1], image file paths, or a folder of images.
-        crop: random square crop side (None: full images, or a centre crop with
-            ``center_crop=True``).
+        images: (3, H, W) float tensors in [0, 1], image file paths, or a folder of images.
         length: samples per epoch (default: one per image).
+        crop: square crop side (None: full images). Must fit every source image.
         seed: base seed.
+        alpha: range of α (exposure scale inside the power).
+        beta: range of β (exposure scale outside the power).
+        gamma: range of γ (> 1 darkens the mid-tones most).
+        shot_noise: range of the shot-noise factor (std = factor · sqrt(signal)).
+        read_noise: range of the read-noise std.
         prompt: if given, every sample carries this ``"prompt"``.
-        hflip: random horizontal flips.
-        rot90: random 90° rotations.
+        augment: random flips (horizontal, vertical) and 90° rotations.
         center: with ``crop``, take the centre crop instead of a random one (validation).
         vary_with_epoch: draw new crops/noise every epoch.
         quantize: 8-bit quantisation of the low image.
         max_side: downscale the sources so that the longer side is at most this.
-        **ranges: overrides of :data:`SYNTHETIC_DEFAULTS` (e.g. ``gamma=(2.0, 3.0)``).
+
+    Raises:
+        ValueError: no images, bad ranges, ``length`` < 1, or a crop larger than a source.
+        TypeError: an item of ``images`` is neither a tensor nor a path.
+
+    Example:
+        >>> import torch
+        >>> ds = SyntheticLowLight([torch.rand(3, 32, 32)], length=2, crop=16, prompt="p")
+        >>> a = ds[0]["low"]
+        >>> ds.set_epoch(1)
+        >>> sorted(ds[0]), torch.equal(a, ds[0]["low"])
+        (['high', 'low', 'name', 'prompt'], False)
     """
 
     def __init__(
         self,
         images: Sequence[Tensor | str | os.PathLike] | str | os.PathLike,
-        crop: int | None = None,
         length: int | None = None,
+        crop: int | None = None,
         seed: int = 0,
+        alpha: tuple[float, float] = SYNTHETIC_DEFAULTS["alpha"],
+        beta: tuple[float, float] = SYNTHETIC_DEFAULTS["beta"],
+        gamma: tuple[float, float] = SYNTHETIC_DEFAULTS["gamma"],
+        shot_noise: tuple[float, float] = SYNTHETIC_DEFAULTS["shot_noise"],
+        read_noise: tuple[float, float] = SYNTHETIC_DEFAULTS["read_noise"],
         prompt: str | None = None,
-        hflip: bool = True,
-        rot90: bool = True,
+        augment: bool = True,
+        *,
         center: bool = False,
         vary_with_epoch: bool = True,
         quantize: bool = True,
         max_side: int | None = None,
-        **ranges: tuple[float, float],
     ) -> None:
         sources: list[Tensor] = []
         if isinstance(images, (str, os.PathLike)):
@@ -214,25 +300,45 @@ class SyntheticLowLight(Dataset):
                 sources.append(read_image(item))
             else:
                 raise TypeError(
-                    f"SyntheticLowLight: image {i}: expected a tensor or a path, got {type(item).__name__}"
+                    f"SyntheticLowLight: image {i}: expected a tensor or a path, "
+                    f"got {type(item).__name__}"
                 )
         if not sources:
             raise ValueError("SyntheticLowLight: no images given")
         if max_side is not None:
             sources = [_shrink(s, max_side) for s in sources]
-        unknown = set(ranges) - set(SYNTHETIC_DEFAULTS)
-        if unknown:
-            raise ValueError(
-                f"SyntheticLowLight: unknown range(s) {sorted(unknown)}; valid: {sorted(SYNTHETIC_DEFAULTS)}"
-            )
+        if crop is not None:
+            if isinstance(crop, bool) or not isinstance(crop, int) or crop < 1:
+                raise ValueError(f"SyntheticLowLight: crop must be a positive int, got {crop!r}")
+            small = [
+                f"image {i} ({s.shape[1]}x{s.shape[2]})"
+                for i, s in enumerate(sources)
+                if min(s.shape[1:]) < crop
+            ]
+            if small:
+                raise ValueError(
+                    f"SyntheticLowLight: crop {crop}x{crop} is larger than "
+                    + ", ".join(small)
+                    + " (H x W)"
+                )
+        self.ranges = {
+            k: _check_range(k, v)
+            for k, v in dict(
+                alpha=alpha, beta=beta, gamma=gamma, shot_noise=shot_noise, read_noise=read_noise
+            ).items()
+        }
         self.images = sources
         self.length = int(length) if length is not None else len(sources)
         if self.length < 1:
             raise ValueError(f"SyntheticLowLight: length must be >= 1, got {length}")
-        self.crop, self.center = crop, center
-        self.transform = PairedTransform(None if center else crop, hflip=hflip, rot90=rot90)
+        if prompt is not None and not isinstance(prompt, str):
+            raise TypeError(f"SyntheticLowLight: prompt must be a str, got {type(prompt).__name__}")
+        self.crop, self.center, self.augment = crop, center, augment
+        self.transform = PairedTransform(
+            crop, hflip=augment, vflip=augment, rot90=augment, center=center
+        )
         self.seed, self.epoch, self.vary_with_epoch = int(seed), 0, vary_with_epoch
-        self.prompt, self.quantize, self.ranges = prompt, quantize, dict(ranges)
+        self.prompt, self.quantize = prompt, quantize
 
     @property
     def prompts(self) -> list[str]:
@@ -252,11 +358,15 @@ class SyntheticLowLight(Dataset):
         epoch = self.epoch if self.vary_with_epoch else 0
         gen = torch.Generator().manual_seed(sample_seed(self.seed, epoch, index))
         src = self.images[index % len(self.images)]
-        if self.center and self.crop is not None:
-            src = center_crop(src, self.crop)
         high, _ = self.transform(src, src, gen)
         low = degrade(high, gen, quantize=self.quantize, **self.ranges)
         sample: dict[str, Any] = {"low": low, "high": high, "name": f"synthetic_{index:06d}"}
         if self.prompt is not None:
             sample["prompt"] = self.prompt
         return sample
+
+    def __repr__(self) -> str:
+        return (
+            f"SyntheticLowLight(images={len(self.images)}, length={self.length}, "
+            f"crop={self.crop}, seed={self.seed})"
+        )

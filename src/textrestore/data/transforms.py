@@ -49,22 +49,42 @@ def center_crop(x: Tensor, size: int | tuple[int, int]) -> Tensor:
 class PairedTransform:
     """Random crop, flips and 90° rotations applied identically to a low/high pair.
 
+    Every random choice is drawn from the ``generator`` passed to :meth:`__call__`, in a
+    fixed order (crop position, horizontal flip, vertical flip, rotation), so the result is
+    a pure function of the generator's state.
+
     Args:
-        crop: side of the square random crop (None keeps the full image). An image
-            smaller than ``crop`` is cropped to its own size along that side.
+        crop: side of the square crop (None keeps the full image). A crop larger than the
+            image raises ``ValueError``.
         hflip: random horizontal flip (p = 0.5).
         vflip: random vertical flip (p = 0.5).
-        rot90: random rotation by 0, 90, 180 or 270 degrees (only for square crops, so
-            that every sample of a batch keeps its shape).
+        rot90: random rotation by 0, 90, 180 or 270 degrees; a non-square image only
+            turns by 0 or 180 degrees, so that every sample of a batch keeps its shape.
+        center: take the centre crop instead of a random one (held-out data); draws
+            nothing from the generator for the crop.
+
+    Shape:
+        - low, high: (C, H, W), the same H and W.
+        - Output: (C, crop, crop) each, or (C, H, W) / (C, W, H) without a crop.
+
+    Example:
+        >>> import torch
+        >>> x = torch.arange(16.0).reshape(1, 4, 4)
+        >>> lo, hi = PairedTransform(crop=2)(x, x.clone(), torch.Generator().manual_seed(0))
+        >>> lo.shape, torch.equal(lo, hi)
+        (torch.Size([1, 2, 2]), True)
     """
 
     crop: int | None = None
     hflip: bool = True
-    vflip: bool = False
+    vflip: bool = True
     rot90: bool = True
+    center: bool = False
 
     def __post_init__(self) -> None:
-        if self.crop is not None and (not isinstance(self.crop, int) or self.crop < 1):
+        if self.crop is not None and (
+            isinstance(self.crop, bool) or not isinstance(self.crop, int) or self.crop < 1
+        ):
             raise ValueError(
                 f"PairedTransform: crop must be a positive int or None, got {self.crop!r}"
             )
@@ -72,17 +92,47 @@ class PairedTransform:
     def __call__(
         self, low: Tensor, high: Tensor, generator: torch.Generator
     ) -> tuple[Tensor, Tensor]:
-        """Transform one pair of (C, H, W) tensors of the same size."""
-        if low.shape[-2:] != high.shape[-2:]:
+        """Transform one pair of (C, H, W) tensors of the same size.
+
+        Args:
+            low: (C, H, W) low-light image.
+            high: (C, H, W) normal-light target of the same size.
+            generator: CPU generator every random choice is drawn from.
+
+        Returns:
+            The transformed ``(low, high)``, contiguous.
+
+        Raises:
+            TypeError: an input is not a tensor or ``generator`` is not a ``torch.Generator``.
+            ValueError: the sizes differ, or ``crop`` is larger than the image.
+        """
+        if not isinstance(low, Tensor) or not isinstance(high, Tensor):
+            raise TypeError(
+                f"PairedTransform: expected two tensors, got {type(low).__name__} and "
+                f"{type(high).__name__}"
+            )
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"PairedTransform: expected a torch.Generator, got {type(generator).__name__}"
+            )
+        if low.ndim < 2 or low.shape[-2:] != high.shape[-2:]:
             raise ValueError(
-                f"PairedTransform: low {tuple(low.shape)} and high {tuple(high.shape)} differ in size"
+                f"PairedTransform: low {tuple(low.shape)} and high {tuple(high.shape)} "
+                f"differ in size"
             )
         h, w = low.shape[-2:]
         if self.crop is not None:
-            ch, cw = min(self.crop, h), min(self.crop, w)
-            y = int(torch.randint(h - ch + 1, (1,), generator=generator))
-            x = int(torch.randint(w - cw + 1, (1,), generator=generator))
-            low, high = low[..., y : y + ch, x : x + cw], high[..., y : y + ch, x : x + cw]
+            c = self.crop
+            if c > h or c > w:
+                raise ValueError(
+                    f"PairedTransform: crop {c}x{c} is larger than the image {h}x{w} (H x W)"
+                )
+            if self.center:
+                y, x = (h - c) // 2, (w - c) // 2
+            else:
+                y = int(torch.randint(h - c + 1, (1,), generator=generator))
+                x = int(torch.randint(w - c + 1, (1,), generator=generator))
+            low, high = low[..., y : y + c, x : x + c], high[..., y : y + c, x : x + c]
         if self.hflip and bool(torch.rand(1, generator=generator) < 0.5):
             low, high = low.flip(-1), high.flip(-1)
         if self.vflip and bool(torch.rand(1, generator=generator) < 0.5):
