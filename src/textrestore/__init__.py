@@ -12,6 +12,7 @@ Example:
 """
 
 from ._version import __version__
+from .inference import enhance
 from .layers import (
     IFA,
     RTFB,
@@ -20,7 +21,6 @@ from .layers import (
     CrossLayerAttention,
     PixelAttention,
 )
-from .inference import enhance
 from .models import NaLSuper, create_model, list_models, register_model
 from .text import TextEmbedding
 

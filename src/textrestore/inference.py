@@ -62,22 +62,12 @@ def _toy_embedding(dim: int) -> Any:
 
 # -- models ----------------------------------------------------------------------------
 @functools.lru_cache(maxsize=4)
-def _cached_model(preset: str, weights: str | None) -> nn.Module:
-    from .models import create_model, load_weights
+def _cached_model(preset: str | None, weights: str | None) -> nn.Module:
+    from .models import create_model, model_from_checkpoint
 
     if weights is None:
-        return create_model(preset, pretrained=True).eval()
-    return load_weights(create_model(preset), weights).eval()
-
-
-def _preset_from_file(path: Path) -> str | None:
-    if path.suffix != ".safetensors":
-        return None
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    return meta.get("preset")
+        return create_model(preset or DEFAULT_MODEL, pretrained=True).eval()
+    return model_from_checkpoint(weights, preset, default_preset=DEFAULT_MODEL).eval()
 
 
 def load_model(
@@ -89,8 +79,9 @@ def load_model(
         model: ``None`` (the shipped ``nalsuper_s`` checkpoint), a preset name with shipped
             weights, a path to a ``.safetensors`` / ``.pt`` state dict, or a module
             (returned as is).
-        preset: the preset to build for a weights file (default: the file's
-            ``preset`` metadata, else ``nalsuper_s``).
+        preset: the preset to build for a weights file (default: the preset the file
+            names — safetensors metadata or a trainer checkpoint's config — else
+            ``nalsuper_s``); a trainer checkpoint's EMA weights are used when present.
 
     Returns:
         The model (cached: the same object for the same arguments).
@@ -111,8 +102,7 @@ def load_model(
     if path.suffix in (".safetensors", ".pt", ".pth", ".bin") or path.exists():
         if not path.is_file():
             raise FileNotFoundError(f"load_model: weights file not found: {path}")
-        name = preset or _preset_from_file(path) or DEFAULT_MODEL
-        return _cached_model(name, str(path.resolve()))
+        return _cached_model(preset, str(path.resolve()))
     if is_model(spec):
         if spec not in list_pretrained():
             raise ValueError(

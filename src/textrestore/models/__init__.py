@@ -1,7 +1,7 @@
 """Model registry and the NaLSuper presets."""
 
 from .nalsuper import NaLSuper, nalsuper, nalsuper_s, nalsuper_t
-from .pretrained import list_pretrained, load_pretrained, load_weights
+from .pretrained import list_pretrained, load_pretrained, load_weights, model_from_checkpoint
 from .registry import create_model, is_model, list_models, register_model
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "list_pretrained",
     "load_pretrained",
     "load_weights",
+    "model_from_checkpoint",
 ]

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
-__all__ = ["pretrained_path", "list_pretrained", "load_pretrained", "load_weights"]
+__all__ = [
+    "pretrained_path",
+    "list_pretrained",
+    "load_pretrained",
+    "load_weights",
+    "model_from_checkpoint",
+]
 
 
 def _weights_dir() -> Path:
@@ -53,3 +60,64 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.
 def load_pretrained(model: nn.Module, name: str) -> nn.Module:
     """Load the weights shipped for preset ``name`` into ``model``."""
     return load_weights(model, pretrained_path(name))
+
+
+def _safetensors_preset(path: Path) -> str | None:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get("preset")
+
+
+def model_from_checkpoint(
+    path: str | Path,
+    preset: str | None = None,
+    use_ema: bool = True,
+    default_preset: str | None = None,
+) -> nn.Module:
+    """Build the model that a weights file describes and load its weights.
+
+    Understands three kinds of file:
+
+    - ``.safetensors`` (shipped weights, exports of the trainer's best model): the preset
+      is ``preset``, else the file's ``preset`` metadata, else ``default_preset``;
+    - a trainer checkpoint (``.pt`` holding ``config`` and ``model``): preset and
+      constructor overrides come from its config (``preset`` overrides the name); with
+      ``use_ema`` its EMA weights are used when present;
+    - a bare state dict (``.pt``/``.pth``/``.bin``, read with ``weights_only=True``): needs
+      ``preset`` or ``default_preset``.
+
+    Args:
+        path: the weights file.
+        preset: the preset to build, overriding what the file says.
+        use_ema: prefer a trainer checkpoint's EMA weights.
+        default_preset: the preset when neither ``preset`` nor the file names one.
+
+    Returns:
+        The model with its weights loaded (in training mode, as ``create_model`` returns it).
+    """
+    import torch
+
+    from .registry import create_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        name = preset or _safetensors_preset(path) or default_preset
+        if name is None:
+            raise ValueError(f"{path}: the file names no preset; pass preset=")
+        return load_weights(create_model(name), path)
+    loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
+    config = loaded.get("config") if isinstance(loaded, dict) else None
+    if isinstance(config, dict) and isinstance(loaded.get("model"), dict):
+        model = create_model(preset or config["model"], **config.get("model_args", {}))
+        state = loaded["model"]
+        if use_ema and isinstance(loaded.get("ema"), dict):
+            state = {k: v for k, v in loaded["ema"].items() if k != "n_averaged"}
+        model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+        return model
+    name = preset or default_preset
+    if name is None:
+        raise ValueError(f"{path}: not a trainer checkpoint and no preset given; pass preset=")
+    return load_weights(create_model(name), path)

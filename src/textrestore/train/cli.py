@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run_train", "run_eval", "load_trained_model"]
+__all__ = ["register", "run_train", "run_eval"]
 
 TRAIN_EPILOG = """\
 examples:
@@ -106,34 +106,6 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_trained_model(weights: str | Path, preset: str | None = None, use_ema: bool = True) -> Any:
-    """Build the model of a trainer checkpoint (preset and overrides from its config).
-
-    A ``.safetensors`` file or a bare state dict needs ``preset``. With ``use_ema`` the
-    EMA weights are loaded when the checkpoint has them.
-    """
-    from ..models import create_model, load_weights
-    from .checkpoint import load_checkpoint
-
-    path = Path(weights)
-    if path.suffix != ".safetensors":
-        state = load_checkpoint(path)
-        cfg = state.get("config")
-        if isinstance(cfg, dict) and "model" in state:
-            model = create_model(preset or cfg["model"], **cfg.get("model_args", {}))
-            weights_sd = state["model"]
-            ema = state.get("ema")
-            if use_ema and isinstance(ema, dict):
-                weights_sd = {
-                    k.removeprefix("module."): v for k, v in ema.items() if k != "n_averaged"
-                }
-            model.load_state_dict(weights_sd)
-            return model
-    if preset is None:
-        raise ValueError(f"{path}: not a trainer checkpoint; give the preset with --model")
-    return load_weights(create_model(preset), path)
-
-
 def run_eval(args: argparse.Namespace) -> int:
     """Run ``textrestore eval``; returns the exit code."""
     import torch
@@ -141,9 +113,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from ..data import build_dataset, collate_pairs
     from ..metrics import evaluate
+    from ..models import model_from_checkpoint
 
     try:
-        model = load_trained_model(args.weights, args.model, use_ema=not args.no_ema)
+        model: Any = model_from_checkpoint(args.weights, args.model, use_ema=not args.no_ema)
         if args.text_encoder:
             from ..text import create_text_encoder
 
