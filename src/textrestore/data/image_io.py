@@ -340,9 +340,7 @@ def read_image(path: PathLike) -> Tensor:
     return to_tensor(read_image_array(path))
 
 
-def write_image(
-    path: PathLike, image: Tensor | np.ndarray, bit_depth: int | None = 8
-) -> Path:
+def write_image(path: PathLike, image: Tensor | np.ndarray, bit_depth: int | None = 8) -> Path:
     """Write an image as PNG, JPEG (quality 95), TIFF or BMP, chosen by the suffix.
 
     The file is written to a temporary name in the same folder and renamed over ``path``,
