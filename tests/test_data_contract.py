@@ -506,6 +506,8 @@ def test_build_dataset_synthetic_and_errors() -> None:
     assert torch.equal(val[0]["low"], a)
     for ds in (train, val):
         assert callable(getattr(ds, "set_epoch", None))
+    with pytest.raises(ValueError, match="crop 64 is larger than size 32"):
+        build_dataset("synthetic", crop=64, size=32)
     with pytest.raises(ValueError, match="lol_v1.*synthetic"):
         build_dataset("sid")
     with pytest.raises(ValueError, match="root"):

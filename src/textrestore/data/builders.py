@@ -80,6 +80,11 @@ def build_dataset(
             raise ValueError(
                 "build_dataset: prompts_file is for image folders; synthetic data takes prompt="
             )
+        if crop is not None and size is not None and crop > size:
+            raise ValueError(
+                f"build_dataset: crop {crop} is larger than size {size} (the short side the "
+                f"synthetic sources are resized to); lower crop or raise size"
+            )
         if root is None:
             images = skimage_photos("train" if train else "val", size=size)
         else:
