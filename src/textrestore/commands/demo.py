@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._args import add_device_argument, add_model_arguments
+
 __all__ = ["register", "run", "run_demo", "sample_photos", "METHODS"]
 
 METHODS = ("input", "gamma 0.4", "CLAHE", "model")
@@ -172,13 +174,7 @@ def register(subparsers: Any) -> None:
         "--out", type=Path, default=Path("textrestore-demo"), metavar="DIR",
         help="output folder (default: ./textrestore-demo)",
     )  # fmt: skip
-    p.add_argument(
-        "--weights", metavar="CKPT", default=None,
-        help="use this state dict instead of the shipped checkpoint",
-    )  # fmt: skip
-    p.add_argument("--model", metavar="PRESET", default=None, help="preset (default nalsuper_s)")
+    add_model_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="darkening seed (default: 0)")
-    p.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto"
-    )
+    add_device_argument(p)
     p.set_defaults(func=run)

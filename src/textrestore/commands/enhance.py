@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._args import add_device_argument, add_model_arguments
+
 __all__ = ["register", "run", "collect_inputs", "EnhanceSummary"]
 
 DESCRIPTION = """\
@@ -169,15 +171,7 @@ def register(subparsers: Any) -> None:
         "-o", "--output", type=Path, default=Path("enhanced"), metavar="OUT_DIR",
         help="output folder, created if needed (default: ./enhanced)",
     )  # fmt: skip
-    p.add_argument(
-        "--weights", metavar="CKPT", default=None,
-        help="a .safetensors (or weights-only .pt) state dict; default: the shipped checkpoint",
-    )  # fmt: skip
-    p.add_argument(
-        "--model", metavar="PRESET", default=None,
-        help="model preset (default: the weights file's own preset, else nalsuper_s); "
-        "without --weights the preset's shipped weights are used",
-    )  # fmt: skip
+    add_model_arguments(p)
     p.add_argument(
         "--prompt", metavar="TEXT", default=None,
         help="text prompt (default: the model's prompt, 'normal light image'); a new prompt "
@@ -192,10 +186,7 @@ def register(subparsers: Any) -> None:
         "--overlap", type=int, default=32, metavar="PX",
         help="overlap of neighbouring tiles in pixels (default: 32)",
     )  # fmt: skip
-    p.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto",
-        help="where to run (default: auto = cuda when available)",
-    )  # fmt: skip
+    add_device_argument(p)
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16/fp16)")
     p.add_argument(
         "--skip-existing", action="store_true", help="do not redo files whose output exists"

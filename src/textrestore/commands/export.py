@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from ._args import add_model_arguments
+
 __all__ = ["register", "run", "verify_export"]
 
 DESCRIPTION = """\
@@ -82,14 +84,7 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--weights", metavar="CKPT", default=None,
-        help="a .safetensors (or weights-only .pt) state dict; default: the shipped checkpoint",
-    )  # fmt: skip
-    p.add_argument(
-        "--model", metavar="PRESET", default=None,
-        help="model preset (default: the weights file's own preset, else nalsuper_s)",
-    )  # fmt: skip
+    add_model_arguments(p)
     p.add_argument(
         "--format", choices=FORMATS, default="onnx",
         help="onnx (.onnx), torchscript (.pt) or exported-program (.pt2); default: onnx",
