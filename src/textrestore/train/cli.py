@@ -30,12 +30,20 @@ examples:
 """
 
 
+TRAIN_DESCRIPTION = (
+    "Train a model from a YAML, TOML or JSON config, with key=value overrides (dotted keys "
+    "for nested settings, e.g. data.root=/data/LOL). Runs unchanged under torchrun "
+    "--nproc_per_node=N (DistributedDataParallel). Checkpoints are written atomically to "
+    "out_dir; resume=auto continues a killed run exactly where it stopped."
+)
+
+
 def register(subparsers: Any) -> None:
     """Add the ``train`` and ``eval`` subcommands."""
     p = subparsers.add_parser(
         "train",
         help="train a model from a YAML/TOML config",
-        description=__doc__,
+        description=TRAIN_DESCRIPTION,
         epilog=TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
