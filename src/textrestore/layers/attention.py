@@ -1,7 +1,8 @@
 """Channel, pixel and cross-layer attention: the three parts of IFA.
 
 - :class:`ChannelAttention`: squeeze-and-excitation (global average pool, C → C/r → C,
-  sigmoid gate per channel), as in FFA-Net's CA; built on timm's ``SEModule``.
+  sigmoid gate per channel), as in FFA-Net's CA; the same module (and ``state_dict`` keys)
+  as timm's ``SEModule``, written here so that importing the layers does not import timm.
 - :class:`PixelAttention`: a per-pixel gate (1×1 conv C → C/r → 1, sigmoid) shared by all
   channels, as in FFA-Net's PA: dark and bright regions get different weights.
 - :class:`CrossLayerAttention`: layer attention over N level features (HAN's LAM): an
@@ -14,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from timm.layers import SEModule
 from torch import Tensor, nn
 
 from .._checks import check_image_batch
@@ -26,6 +26,29 @@ def _reduced(dim: int, reduction: int) -> int:
     if dim < 1 or reduction < 1:
         raise ValueError(f"dim and reduction must be >= 1, got dim={dim}, reduction={reduction}")
     return max(1, dim // reduction)
+
+
+class _SqueezeExcite(nn.Module):
+    """timm's ``SEModule`` (no max-pool, no norm): ``x * sigmoid(fc2(act(fc1(mean(x)))))``."""
+
+    def __init__(self, dim: int, hidden: int, act_layer: type[nn.Module]) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, hidden, kernel_size=1)
+        self.bn = nn.Identity()
+        try:
+            self.act = act_layer(inplace=True)  # type: ignore[call-arg]
+        except TypeError:
+            self.act = act_layer()
+        self.fc2 = nn.Conv2d(hidden, dim, kernel_size=1)
+        self.gate = nn.Sigmoid()
+
+    def gate_values(self, x: Tensor) -> Tensor:
+        """The per-channel gate, shape (B, C, 1, 1)."""
+        x_se = self.fc1(x.mean((2, 3), keepdim=True))
+        return self.gate(self.fc2(self.act(self.bn(x_se))))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gate_values(x)
 
 
 class ChannelAttention(nn.Module):
@@ -48,7 +71,7 @@ class ChannelAttention(nn.Module):
     def __init__(self, dim: int, reduction: int = 8, act_layer: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
         self.dim = dim
-        self.se = SEModule(dim, rd_channels=_reduced(dim, reduction), act_layer=act_layer)
+        self.se = _SqueezeExcite(dim, _reduced(dim, reduction), act_layer)
 
     def forward(self, x: Tensor) -> Tensor:
         check_image_batch(x, "ChannelAttention input", self.dim)
@@ -157,6 +180,20 @@ class CrossLayerAttention(nn.Module):
     def affinity(self, levels: Sequence[Tensor] | Tensor) -> Tensor:
         """The softmax-normalised level affinity, shape (B, N, N)."""
         return self._affinity(self._stack(levels).flatten(2))
+
+    def fold_projection(self, gram: Tensor, numel: int) -> Tensor:
+        """The 1×1 projection with the layer attention folded in, from the levels' Gram matrix.
+
+        ``proj(F + scale · A F) = (W (I + scale · A)) F``: with ``gram = F Fᵀ`` (B, N, N)
+        and ``numel = C·H·W`` this returns the per-sample weights ``W (I + scale · A)`` as
+        (B, C_out, N, C), so the fused output is ``Σ_m W'[:, :, m] F_m + bias`` and the
+        (B, N, C·H·W) tensor ``A F`` is never formed (inference fast path of NaLSuper).
+        """
+        attn = (gram / numel).softmax(dim=-1)
+        eye = torch.eye(self.num_levels, dtype=attn.dtype, device=attn.device)
+        mix = eye + self.scale.to(attn.dtype) * attn  # (B, N, N): fused_n = Σ_m mix[n, m] F_m
+        weight = self.proj.weight.view(self.dim, self.num_levels, self.dim).to(attn.dtype)
+        return torch.einsum("onc,bnm->bomc", weight, mix)
 
     def forward(self, levels: Sequence[Tensor] | Tensor) -> Tensor:
         stacked = self._stack(levels)

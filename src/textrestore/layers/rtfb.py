@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from .._checks import check_image_batch
@@ -58,6 +59,36 @@ class RTFB(nn.Module):
         self.conv2 = nn.Conv2d(dim, dim, 3, padding=1)
         self.tcm = TCM(dim, text_dim, num_heads, init_values=init_values) if use_tcm else None
         self.ifa = IFA(dim, reduction, act_layer=act_layer) if use_ifa else None
+
+    def forward_inference(
+        self, x: Tensor, tokens: Tensor | None, mask: Tensor | None, out: Tensor | None = None
+    ) -> Tensor:
+        """:meth:`forward` without autograd, with in-place intermediates (memory-lean).
+
+        Only two full-size buffers live at a time besides ``x``: the conv body's, and the
+        block output, written into ``out`` when given (NaLSuper passes a slot of its level
+        buffer). TCM runs in pixel chunks in place. Same result as :meth:`forward` up to
+        floating-point reassociation. Call only under ``torch.no_grad()``/inference mode.
+
+        Args:
+            x: (B, C, H, W) block input; not modified.
+            tokens: (B, L, D) text tokens (required when the block has a TCM).
+            mask: (B, L) bool or None.
+            out: optional (B, C, H, W) tensor that receives the output.
+        """
+        t = self.conv1(x)
+        t = t.relu_() if type(self.act) is nn.ReLU else self.act(t)
+        y = self.conv2(t.add_(x))
+        del t
+        if self.tcm is not None:
+            if tokens is None:
+                raise ValueError("RTFB: text is required (the block was built with use_tcm=True)")
+            y = self.tcm.forward_inplace(y, tokens, mask)
+        if self.ifa is not None:
+            y = self.ifa.attend_(y)
+        if out is None:
+            return y.add_(x)
+        return torch.add(x, y, out=out)
 
     def forward(
         self, x: Tensor, text: Tensor | TextEmbedding | None = None, mask: Tensor | None = None

@@ -25,6 +25,10 @@ from ..text.embedding import TextEmbedding
 
 __all__ = ["TCM", "text_attention", "text_attention_reference"]
 
+#: Pixels per chunk of the inference fast path: the chunk's queries, scores and update
+#: stay in the CPU caches, and no full-size (B, HW, C) temporaries are allocated.
+CHUNK_PIXELS = 4096
+
 
 def text_attention_reference(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
     """Plain softmax(QKᵀ/√d)V, the formulation the fast path must match.
@@ -111,7 +115,8 @@ class TCM(nn.Module):
         qkv_bias: bias in the q, k, v projections.
         init_values: initial LayerScale γ of the residual update; ``None`` for γ = 1 fixed.
         norm_layer: normalisation applied to image tokens (over C) and text tokens (over D).
-        fused_attn: use ``scaled_dot_product_attention``; ``False`` uses the reference path.
+        fused_attn: use ``scaled_dot_product_attention`` (and, without autograd, the
+            chunked fast path); ``False`` uses the reference path.
 
     Shape:
         - x: (B, C, H, W), any H, W >= 1
@@ -162,6 +167,48 @@ class TCM(nn.Module):
         b, n, _ = t.shape
         return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
 
+    def _chunked(self, x: Tensor, tokens: Tensor, mask: Tensor | None, inplace: bool) -> Tensor:
+        """Fast path without autograd: attention over pixel chunks, written to the output.
+
+        ``γ`` is folded into the output projection (``(aWᵀ + b)·γ = a(Wᵀγ) + bγ``).
+        ``inplace`` adds the update into ``x`` itself when ``x`` is channels_last (or has
+        a single channel layout), avoiding any full-size temporary.
+        """
+        b, c, h, w = x.shape
+        n = h * w
+        seq = x.permute(0, 2, 3, 1)
+        if not seq.is_contiguous():
+            inplace = False
+        seq = seq.reshape(b, n, c)
+        out = seq if inplace else torch.empty((b, h, w, c), dtype=x.dtype, device=x.device)
+        out_seq = out.view(b, n, c)
+        t = self.text_norm(tokens.to(x.dtype))
+        k, v = self._heads(self.k(t)), self._heads(self.v(t))
+        weight, bias = self.proj.weight, self.proj.bias
+        if self.gamma is not None:
+            weight, bias = weight * self.gamma[:, None], bias * self.gamma
+        for start in range(0, n, CHUNK_PIXELS):
+            stop = min(start + CHUNK_PIXELS, n)
+            chunk = seq[:, start:stop]
+            q = self._heads(self.q(self.norm(chunk)))
+            a = text_attention(q, k, v, mask).transpose(1, 2).reshape(b, stop - start, c)
+            update = torch.nn.functional.linear(a, weight, bias)
+            if inplace:
+                chunk.add_(update)
+            else:
+                torch.add(chunk, update, out=out_seq[:, start:stop])
+        return x if inplace else out.permute(0, 3, 1, 2)
+
+    def forward_inplace(self, x: Tensor, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``forward(x, tokens, mask)`` written into ``x`` (no autograd; used by RTFB).
+
+        ``tokens`` must already be (B, L, D) and ``mask`` (B, L) bool or None. Falls back
+        to a new tensor when ``x`` is not channels_last. Call only without autograd.
+        """
+        if not self.fused_attn:
+            return self.forward(x, tokens, mask)
+        return self._chunked(x, tokens, mask, inplace=True)
+
     def forward(
         self, x: Tensor, text: Tensor | TextEmbedding, mask: Tensor | None = None
     ) -> Tensor:
@@ -169,6 +216,8 @@ class TCM(nn.Module):
         b, c, h, w = x.shape
         tokens, mask = _split_text(text, mask, b, self.text_dim)
         tokens = tokens.to(x.dtype)
+        if self.fused_attn and not torch.is_grad_enabled() and not is_tracing():
+            return self._chunked(x, tokens, mask, inplace=False)
         # (B, C, H, W) -> (B, HW, C): free for channels_last inputs.
         seq = x.permute(0, 2, 3, 1).reshape(b, h * w, c)
         t = self.text_norm(tokens)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_image_batch
+from .._checks import check_image_batch, is_tracing
 from ..layers import RTFB, CrossLayerAttention
 from ..text import PromptBank, TextEmbedding, as_text_embedding
 from .registry import register_model
@@ -145,13 +145,20 @@ class NaLSuper(nn.Module):
         return emb.expand(batch)
 
     # -- forward ------------------------------------------------------------------------
-    def forward_features(self, image: Tensor, text: TextInput = None) -> list[Tensor]:
-        """The output of every RTFB, a list of ``depth`` tensors (B, C, H, W)."""
+    def _prepare(
+        self, image: Tensor, text: TextInput
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Checked input in the body's memory format, and the (B, L, D) tokens and mask."""
         check_image_batch(image, "NaLSuper input image", self.in_chans)
         emb = self.embed_text(text, image.shape[0]) if self.use_tcm else None
         tokens = emb.tokens.to(device=image.device, dtype=image.dtype) if emb is not None else None
         mask = emb.mask.to(image.device) if emb is not None else None
         x = image.contiguous(memory_format=torch.channels_last) if self.channels_last else image
+        return x, tokens, mask
+
+    def forward_features(self, image: Tensor, text: TextInput = None) -> list[Tensor]:
+        """The output of every RTFB, a list of ``depth`` tensors (B, C, H, W)."""
+        x, tokens, mask = self._prepare(image, text)
         x = self.stem(x)
         levels = []
         for block in self.blocks:
@@ -159,7 +166,76 @@ class NaLSuper(nn.Module):
             levels.append(x)
         return levels
 
+    def _fast_path_ok(self, image: Tensor) -> bool:
+        """Inference fast path: no autograd, no tracing, real tensors, fused TCMs."""
+        return (
+            not torch.is_grad_enabled()
+            and not is_tracing()
+            and image.device.type != "meta"
+            and all(b.tcm is None or b.tcm.fused_attn for b in self.blocks)  # type: ignore[union-attr]
+        )
+
+    def _forward_inference(self, image: Tensor, text: TextInput) -> Tensor:
+        """Memory-lean forward without autograd (same result up to reassociation).
+
+        - every block writes its output straight into a slot of one preallocated level
+          buffer (no list of levels, no ``torch.stack`` copy); the last level stays live;
+        - the blocks run with in-place intermediates and a chunked TCM
+          (:meth:`RTFB.forward_inference`);
+        - the cross-layer fusion takes the levels' Gram matrix (one GEMM over the buffer)
+          and folds ``I + scale·A`` into the 1×1 projection
+          (:meth:`CrossLayerAttention.fold_projection`), so neither the (B, N, C·H·W)
+          stack nor ``A F`` nor ``F + scale·A F`` is ever allocated.
+        """
+        x, tokens, mask = self._prepare(image, text)
+        x = self.stem(x)
+        if self.fusion is None or self.depth == 1:
+            for block in self.blocks:
+                x = block.forward_inference(x, tokens, mask)  # type: ignore[operator]
+            fused = self.fusion([x]) if self.fusion is not None else x
+            return (image + self.tail(fused)).contiguous()
+        b, c, h, w = x.shape
+        n, k = self.depth, c * h * w
+        cl = x.is_contiguous(memory_format=torch.channels_last)
+        # Levels 0..n-2, each contiguous in x's layout: (H, W, C) for channels_last.
+        shape = (n - 1, b, h, w, c) if cl else (n - 1, b, c, h, w)
+        buf = x.new_empty(shape)
+        slots = [s.permute(0, 3, 1, 2) if cl else s for s in buf.unbind(0)]
+        for i, block in enumerate(self.blocks):
+            out = slots[i] if i < n - 1 else None
+            x = block.forward_inference(x, tokens, mask, out=out)  # type: ignore[operator]
+        last = (x.permute(0, 2, 3, 1) if cl else x).reshape(b, k)
+        gram = x.new_empty(b, n, n)
+        for j in range(b):
+            stored = buf[:, j].reshape(n - 1, k)  # a view: rows strided by b·k
+            gram[j, : n - 1, : n - 1] = stored @ stored.T
+            cross = stored @ last[j]
+            gram[j, : n - 1, n - 1] = cross
+            gram[j, n - 1, : n - 1] = cross
+            gram[j, n - 1, n - 1] = last[j] @ last[j]
+        weights = self.fusion.fold_projection(gram, k).to(x.dtype)  # (B, C_out, N, C)
+        bias = self.fusion.proj.bias.to(x.dtype)
+        if cl:
+            fused = x.new_empty(b, h, w, c)
+            for j in range(b):
+                acc = fused[j].view(h * w, c)
+                torch.addmm(bias, last[j].view(h * w, c), weights[j, :, n - 1].T, out=acc)
+                for m in range(n - 1):
+                    acc.addmm_(buf[m, j].view(h * w, c), weights[j, :, m].T)
+            fused_img = fused.permute(0, 3, 1, 2)
+        else:
+            fused_img = x.new_empty(b, c, h, w)
+            for j in range(b):
+                acc = fused_img[j].view(c, h * w)
+                torch.addmm(bias[:, None], weights[j, :, n - 1], last[j].view(c, h * w), out=acc)
+                for m in range(n - 1):
+                    acc.addmm_(weights[j, :, m], buf[m, j].view(c, h * w))
+        del buf, slots, x
+        return (image + self.tail(fused_img)).contiguous()
+
     def forward(self, image: Tensor, text: TextInput = None) -> Tensor:
+        if self._fast_path_ok(image):
+            return self._forward_inference(image, text)
         levels = self.forward_features(image, text)
         fused = self.fusion(levels) if self.fusion is not None else levels[-1]
         return (image + self.tail(fused)).contiguous()
