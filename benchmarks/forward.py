@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -87,6 +88,8 @@ def worker(
         "peak_rss_mb_first_forward": round(rss_first, 1),
         "rss_mb_after_build": round(rss_model, 1),
         "loadavg": loadavg(),
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
+        "thp_mem_alloc_enable": os.environ.get("THP_MEM_ALLOC_ENABLE", ""),
     }
 
 
@@ -100,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--matmul-n", type=int, default=0,
         help="side of the roof matmul (default 2048 fp32, 1024 bf16: bf16 is slow without AVX-512)",
+    )  # fmt: skip
+    p.add_argument(
+        "--env", nargs="*", default=[], metavar="KEY=VALUE",
+        help="environment of the worker processes, e.g. GLIBC_TUNABLES=... THP_MEM_ALLOC_ENABLE=1",
     )  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny sizes, seconds (CI smoke)")
     p.add_argument("--out", help="write the JSON here too")
@@ -130,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                     ["--presets", preset, "--sizes", size, "--modes", mode,
                      "--reps", str(args.reps), "--tokens", str(args.tokens),
                      "--matmul-n", str(args.matmul_n)],
+                    env=dict(kv.split("=", 1) for kv in args.env),
                 )  # fmt: skip
+                row["env"] = args.env
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
     if args.plot:

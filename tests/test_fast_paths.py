@@ -1,0 +1,121 @@
+"""Inference fast paths vs the reference formulation (fp32, 1e-5) for every preset.
+
+The fast paths (no autograd): NaLSuper's level buffer with the folded cross-layer
+projection, RTFB/IFA in place, TCM in pixel chunks. The reference: the same modules
+with autograd on (the plain path), or with ``fused_attn=False``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from textrestore.layers import IFA, RTFB, TCM, CrossLayerAttention
+from textrestore.layers import tcm as tcm_module
+from textrestore.models import create_model, list_models
+from textrestore.text.embedding import TextEmbedding
+
+
+def _reference(model: torch.nn.Module, *args: object) -> torch.Tensor:
+    """The plain path: autograd on (so no fast path), fused attention off."""
+    flags = {m: m.fused_attn for m in model.modules() if isinstance(m, TCM)}
+    for m in flags:
+        m.fused_attn = False
+    try:
+        with torch.enable_grad():
+            return model(*args).detach()
+    finally:
+        for m, flag in flags.items():
+            m.fused_attn = flag
+
+
+@pytest.mark.parametrize("name", list_models("nalsuper*"))
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_model_fast_path_equals_reference(name: str, channels_last: bool, batch: int) -> None:
+    torch.manual_seed(0)
+    kwargs = {"depth": 4} if name == "nalsuper" else {}
+    model = create_model(name, channels_last=channels_last, **kwargs).eval()
+    with torch.no_grad():
+        model.fusion.scale.fill_(0.8)  # exercise the layer attention, not only the projection
+    image = torch.rand(batch, 3, 11, 14)
+    text = torch.randn(batch, 6, model.text_dim)
+    mask = torch.tensor([[True] * 4 + [False] * 2] * batch)
+    emb = TextEmbedding.from_tensor(text, mask)
+    with torch.no_grad():
+        fast = model(image, emb)
+    torch.testing.assert_close(fast, _reference(model, image, emb), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("overrides", [{"use_ifa": False}, {"use_tcm": False}, {"depth": 1}])
+def test_model_fast_path_variants(overrides: dict) -> None:
+    torch.manual_seed(1)
+    model = create_model("nalsuper_t", **overrides).eval()
+    image, text = torch.rand(1, 3, 9, 10), torch.randn(1, 3, model.text_dim)
+    with torch.no_grad():
+        fast = model(image, text)
+    torch.testing.assert_close(fast, _reference(model, image, text), atol=1e-5, rtol=1e-5)
+
+
+def test_tcm_chunked_path_equals_reference_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tcm_module, "CHUNK_PIXELS", 7)  # several chunks and a ragged last one
+    torch.manual_seed(2)
+    tcm = TCM(16, 12, 4, init_values=0.5)
+    x = torch.randn(2, 16, 5, 9)
+    text, mask = torch.randn(2, 5, 12), torch.tensor([[True, True, False, True, False]] * 2)
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        xm = x.contiguous(memory_format=memory_format)
+        with torch.no_grad():
+            fast = tcm(xm, text, mask)
+            inplace = tcm.forward_inplace(xm.clone(), text, mask)
+        tcm.fused_attn = False
+        ref = tcm(xm, text, mask)
+        tcm.fused_attn = True
+        torch.testing.assert_close(fast, ref.detach(), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(inplace, ref.detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_rtfb_forward_inference_equals_forward_and_writes_out() -> None:
+    torch.manual_seed(3)
+    block = RTFB(16, 8, 2).eval()
+    x = torch.randn(2, 16, 6, 7).contiguous(memory_format=torch.channels_last)
+    text = torch.randn(2, 3, 8)
+    ref = block(x, text)
+    x_before = x.clone()
+    with torch.no_grad():
+        out = torch.empty_like(x)
+        got = block.forward_inference(x, text, None, out=out)
+        plain = block.forward_inference(x, text, None)
+    assert got is out
+    torch.testing.assert_close(got, ref.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(plain, ref.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(x, x_before, atol=0, rtol=0)  # the input is not modified
+
+
+def test_ifa_attend_inplace_is_bit_identical() -> None:
+    ifa = IFA(16)
+    x = torch.randn(2, 16, 5, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(ifa.attend_(x.clone()), ifa(x), atol=0, rtol=0)
+
+
+def test_folded_projection_equals_fusion() -> None:
+    torch.manual_seed(4)
+    cla = CrossLayerAttention(8, 3)
+    with torch.no_grad():
+        cla.scale.fill_(0.6)
+    levels = torch.randn(2, 3, 8, 4, 5)
+    f = levels.flatten(2)
+    weights = cla.fold_projection(torch.bmm(f, f.transpose(1, 2)), f.shape[-1])
+    fused = torch.einsum("bomc,bmchw->bohw", weights, levels) + cla.proj.bias[:, None, None]
+    torch.testing.assert_close(fused, cla(levels).detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_fast_path_is_skipped_when_autograd_or_reference_is_requested() -> None:
+    model = create_model("nalsuper_t").eval()
+    image = torch.rand(1, 3, 8, 8)
+    assert not model._fast_path_ok(image)  # grad enabled
+    with torch.no_grad():
+        assert model._fast_path_ok(image)
+        model.blocks[0].tcm.fused_attn = False
+        assert not model._fast_path_ok(image)  # count_flops counts the reference
