@@ -1,0 +1,92 @@
+"""Peak RSS and time of ``textrestore.inference.enhance``: whole image vs tiles.
+
+Each (preset, size, tile) runs in a fresh process (``ru_maxrss`` is that run's peak).
+``tile`` is ``none`` (whole image), a side in pixels, or ``auto`` (with ``--budget-gb``).
+The shipped ``nalsuper_s`` weights are used for that preset, random weights otherwise.
+
+Usage::
+
+    python benchmarks/memory.py --quick
+    python benchmarks/memory.py --presets nalsuper_s nalsuper --sizes 400x600 1200x1800 \
+        --tiles none auto
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit, environment, loadavg, max_rss_mb, run_worker  # noqa: E402
+
+
+def worker(preset: str, h: int, w: int, tile: str, budget_gb: float) -> dict[str, Any]:
+    from textrestore.inference import enhance
+    from textrestore.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(preset, pretrained=preset == "nalsuper_s")
+    if "normal light image" not in model.prompt_bank:
+        from textrestore.text import TextEmbedding
+
+        emb = TextEmbedding.from_tensor(torch.randn(1, 8, model.text_dim))
+        model.prompt_bank.add("normal light image", emb)
+    image = torch.rand(3, h, w) * 0.3
+    rss_before = max_rss_mb()
+    tile_arg: int | str | None = None if tile == "none" else (tile if tile == "auto" else int(tile))
+    t0 = time.perf_counter()
+    out = enhance(image, model=model, tile=tile_arg, device="cpu",
+                  memory_budget=int(budget_gb * 2**30))  # fmt: skip
+    seconds = time.perf_counter() - t0
+    return {
+        "preset": preset,
+        "size": f"{h}x{w}",
+        "megapixels": round(h * w / 1e6, 3),
+        "tile": tile,
+        "budget_gb": budget_gb,
+        "seconds": round(seconds, 3),
+        "peak_rss_mb": round(max_rss_mb(), 1),
+        "rss_mb_before_enhance": round(rss_before, 1),
+        "output_shape": list(out.shape),
+        "loadavg": loadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presets", nargs="+", default=["nalsuper_s"])
+    p.add_argument("--sizes", nargs="+", default=["400x600", "1200x1800"])
+    p.add_argument("--tiles", nargs="+", default=["none", "auto"])
+    p.add_argument("--budget-gb", type=float, default=2.0)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        h, w = (int(v) for v in args.sizes[0].split("x"))
+        print(json.dumps(worker(args.presets[0], h, w, args.tiles[0], args.budget_gb)))
+        return 0
+    if args.quick:
+        args.presets, args.sizes, args.tiles = ["nalsuper_t"], ["64x96"], ["none", "48"]
+    env = environment()
+    rows = []
+    for preset in args.presets:
+        for size in args.sizes:
+            for tile in args.tiles:
+                row = run_worker(Path(__file__), ["--presets", preset, "--sizes", size,
+                                                  "--tiles", tile, "--budget-gb",
+                                                  str(args.budget_gb)])  # fmt: skip
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr)
+    emit({"benchmark": "memory", "environment": env, "rows": rows}, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
