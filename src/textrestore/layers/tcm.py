@@ -184,7 +184,8 @@ class TCM(nn.Module):
         out_seq = out.view(b, n, c)
         t = self.text_norm(tokens.to(x.dtype))
         k, v = self._heads(self.k(t)), self._heads(self.v(t))
-        weight, bias = self.proj.weight, self.proj.bias
+        weight: Tensor = self.proj.weight
+        bias: Tensor = self.proj.bias
         if self.gamma is not None:
             weight, bias = weight * self.gamma[:, None], bias * self.gamma
         for start in range(0, n, CHUNK_PIXELS):

@@ -214,7 +214,8 @@ class NaLSuper(nn.Module):
             gram[j, n - 1, : n - 1] = cross
             gram[j, n - 1, n - 1] = last[j] @ last[j]
         weights = self.fusion.fold_projection(gram, k).to(x.dtype)  # (B, C_out, N, C)
-        bias = self.fusion.proj.bias.to(x.dtype)
+        proj_bias = self.fusion.proj.bias
+        bias = x.new_zeros(c) if proj_bias is None else proj_bias.to(x.dtype)
         if cl:
             fused = x.new_empty(b, h, w, c)
             for j in range(b):
