@@ -119,3 +119,66 @@ def test_fast_path_is_skipped_when_autograd_or_reference_is_requested() -> None:
         assert model._fast_path_ok(image)
         model.blocks[0].tcm.fused_attn = False
         assert not model._fast_path_ok(image)  # count_flops counts the reference
+
+
+@pytest.mark.parametrize("kind", ["module", "global"])
+def test_forward_hooks_run_under_no_grad(kind: str) -> None:
+    """Hooks on submodules (attention capture, tiling context) must see every call."""
+    from textrestore.layers import ChannelAttention, PixelAttention
+
+    torch.manual_seed(0)
+    model = create_model("nalsuper_t", text_dim=8).eval()
+    text = torch.randn(1, 3, 8)
+    image = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        plain = model(image, text)
+    seen: list[str] = []
+    if kind == "module":
+        handles = [
+            m.register_forward_pre_hook(lambda mod, args: seen.append(type(mod).__name__))
+            for m in model.modules()
+            if isinstance(m, (PixelAttention, ChannelAttention, TCM))
+        ]
+    else:
+        handles = [
+            torch.nn.modules.module.register_module_forward_hook(
+                lambda mod, args, out: seen.append(type(mod).__name__)
+            )
+        ]
+    try:
+        with torch.no_grad():
+            hooked = model(image, text)
+    finally:
+        for h in handles:
+            h.remove()
+    n_blocks = len(model.blocks)
+    for name in ("PixelAttention", "ChannelAttention", "TCM"):
+        assert seen.count(name) == n_blocks, (name, seen.count(name))
+    torch.testing.assert_close(hooked, plain, atol=1e-5, rtol=1e-5)
+
+
+def test_fixed_gate_and_affinity_agree_on_fast_and_reference_paths() -> None:
+    """Tiling's fixed global statistics are honoured by both paths alike."""
+    from textrestore.layers import ChannelAttention
+
+    torch.manual_seed(1)
+    model = create_model("nalsuper_t", text_dim=8).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, CrossLayerAttention):
+                m.scale.fill_(0.7)
+    text = torch.randn(2, 3, 8)
+    image = torch.rand(2, 3, 10, 14)
+    with torch.no_grad():
+        free = model(image, text)
+    for m in model.modules():
+        if isinstance(m, ChannelAttention):
+            m.fixed_gate = torch.rand(1, m.dim, 1, 1)
+        if isinstance(m, CrossLayerAttention):
+            m.fixed_affinity = torch.softmax(torch.randn(1, m.num_levels, m.num_levels), -1)
+    with torch.no_grad():
+        fast = model(image, text)
+    ref = _reference(model, image, text)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(fast, free, atol=1e-3)
+    assert "fixed_gate" not in str(model.state_dict().keys())

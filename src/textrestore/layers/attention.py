@@ -72,10 +72,20 @@ class ChannelAttention(nn.Module):
         super().__init__()
         self.dim = dim
         self.se = _SqueezeExcite(dim, _reduced(dim, reduction), act_layer)
+        #: A (1 or B, C, 1, 1) gate used instead of the input's own (not saved in the
+        #: ``state_dict``). Tiled inference sets it to the whole image's gate so that every
+        #: tile is scaled like the whole image; ``None`` (default) computes it from ``x``.
+        self.fixed_gate: Tensor | None = None
+
+    def gate_values(self, x: Tensor) -> Tensor:
+        """The per-channel gate for ``x``, shape (B or 1, C, 1, 1), values in (0, 1)."""
+        if self.fixed_gate is not None:
+            return self.fixed_gate.to(dtype=x.dtype, device=x.device)
+        return self.se.gate_values(x)
 
     def forward(self, x: Tensor) -> Tensor:
         check_image_batch(x, "ChannelAttention input", self.dim)
-        return self.se(x)
+        return x * self.gate_values(x)
 
 
 class PixelAttention(nn.Module):
@@ -144,6 +154,9 @@ class CrossLayerAttention(nn.Module):
         self.dim, self.num_levels = dim, num_levels
         self.scale = nn.Parameter(torch.zeros(1))
         self.proj = nn.Conv2d(num_levels * dim, dim, 1)
+        #: A (1 or B, N, N) affinity used instead of the levels' own (not saved in the
+        #: ``state_dict``); tiled inference sets it to the whole image's. ``None``: computed.
+        self.fixed_affinity: Tensor | None = None
 
     def _stack(self, levels: Sequence[Tensor] | Tensor) -> Tensor:
         if isinstance(levels, Tensor):
@@ -173,13 +186,22 @@ class CrossLayerAttention(nn.Module):
             )
         return stacked
 
-    @staticmethod
-    def _affinity(f: Tensor) -> Tensor:
-        return (torch.bmm(f, f.transpose(1, 2)) / f.shape[-1]).softmax(dim=-1)
+    def _affinity_from_gram(self, gram: Tensor, numel: int) -> Tensor:
+        """``softmax(F Fᵀ / numel)`` from the Gram matrix (B, N, N), or the fixed affinity."""
+        if self.fixed_affinity is not None:
+            fixed = self.fixed_affinity.to(dtype=gram.dtype, device=gram.device)
+            return fixed.expand(gram.shape[0], -1, -1)
+        return (gram / numel).softmax(dim=-1)
+
+    def _affinity(self, f: Tensor) -> Tensor:
+        if self.fixed_affinity is not None:  # skip the Gram matrix it would replace
+            return self._affinity_from_gram(f.new_empty(f.shape[0], 0, 0), f.shape[-1])
+        return self._affinity_from_gram(torch.bmm(f, f.transpose(1, 2)), f.shape[-1])
 
     def affinity(self, levels: Sequence[Tensor] | Tensor) -> Tensor:
-        """The softmax-normalised level affinity, shape (B, N, N)."""
-        return self._affinity(self._stack(levels).flatten(2))
+        """The softmax-normalised level affinity, shape (B, N, N) (ignores ``fixed_affinity``)."""
+        f = self._stack(levels).flatten(2)
+        return (torch.bmm(f, f.transpose(1, 2)) / f.shape[-1]).softmax(dim=-1)
 
     def fold_projection(self, gram: Tensor, numel: int) -> Tensor:
         """The 1×1 projection with the layer attention folded in, from the levels' Gram matrix.
@@ -189,7 +211,7 @@ class CrossLayerAttention(nn.Module):
         (B, C_out, N, C), so the fused output is ``Σ_m W'[:, :, m] F_m + bias`` and the
         (B, N, C·H·W) tensor ``A F`` is never formed (inference fast path of NaLSuper).
         """
-        attn = (gram / numel).softmax(dim=-1)
+        attn = self._affinity_from_gram(gram, numel)
         eye = torch.eye(self.num_levels, dtype=attn.dtype, device=attn.device)
         mix = eye + self.scale.to(attn.dtype) * attn  # (B, N, N): fused_n = Σ_m mix[n, m] F_m
         weight = self.proj.weight.view(self.dim, self.num_levels, self.dim).to(attn.dtype)

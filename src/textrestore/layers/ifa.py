@@ -56,7 +56,7 @@ class IFA(nn.Module):
 
         The same elementwise products as :meth:`forward`, so the result is bit-identical.
         """
-        y.mul_(self.channel_attn.se.gate_values(y))
+        y.mul_(self.channel_attn.gate_values(y))
         return y.mul_(self.pixel_attn.gate(y))
 
     def forward(self, x: Tensor, levels: Sequence[Tensor] | None = None) -> Tensor:

@@ -167,12 +167,18 @@ class NaLSuper(nn.Module):
         return levels
 
     def _fast_path_ok(self, image: Tensor) -> bool:
-        """Inference fast path: no autograd, no tracing, real tensors, fused TCMs."""
+        """Inference fast path: no autograd, no tracing, real tensors, fused TCMs, no hooks.
+
+        The fast path calls the blocks' kernels directly, so a forward (pre-)hook on any
+        submodule (attention-map capture, tiling's global context) would silently not run:
+        with hooks the model takes the module-by-module path instead.
+        """
         return (
             not torch.is_grad_enabled()
             and not is_tracing()
             and image.device.type != "meta"
             and all(b.tcm is None or b.tcm.fused_attn for b in self.blocks)  # type: ignore[union-attr]
+            and not _has_forward_hooks(self)
         )
 
     def _forward_inference(self, image: Tensor, text: TextInput) -> Tensor:
@@ -240,6 +246,15 @@ class NaLSuper(nn.Module):
         levels = self.forward_features(image, text)
         fused = self.fusion(levels) if self.fusion is not None else levels[-1]
         return (image + self.tail(fused)).contiguous()
+
+
+def _has_forward_hooks(module: nn.Module) -> bool:
+    """True if a forward (pre-)hook is registered on ``module``, a submodule or globally."""
+    from torch.nn.modules import module as module_mod
+
+    if module_mod._global_forward_hooks or module_mod._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
 
 def _build(
