@@ -17,9 +17,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff on sources and tests."""
+    """ruff on the package, tests, examples and benchmarks (as .ci/run)."""
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "examples", "benchmarks", "noxfile.py")
     session.run("ruff", "format", "--check", "src/textrestore/layers", "src/textrestore/models")
 
 
@@ -60,3 +60,30 @@ def examples(session: nox.Session) -> None:
     for script in EXAMPLES:
         out = f"{tmp}/{script.removesuffix('.py')}"
         session.run("python", f"examples/{script}", "--quick", "--out", out, *session.posargs)
+
+
+BENCHMARKS = ("forward.py", "tcm.py", "train.py", "memory.py", "profile_forward.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmarks, JSON under .nox/bench/tmp/; ``--quick`` by default (seconds each).
+
+    ``nox -s bench -- --full`` runs their full default settings (tens of minutes on CPU);
+    the figures published in ``benchmarks/results/`` name the command that made them.
+    """
+    session.install("-e", ".[test]")
+    tmp = session.create_tmp()
+    full = "--full" in session.posargs
+    for script in BENCHMARKS:
+        name = script.removesuffix(".py")
+        args = ["--out", f"{tmp}/{name}.json"] + ([] if full else ["--quick"])
+        session.run("python", f"benchmarks/{script}", *args)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The README's main job: ``textrestore demo`` on the embedded photos."""
+    session.install("-e", ".[test]")
+    tmp = session.create_tmp()
+    session.run("textrestore", "demo", "--out", f"{tmp}/demo", *session.posargs)
