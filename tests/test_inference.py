@@ -8,14 +8,13 @@ import torch
 from PIL import Image
 
 from textrestore import create_model
+from textrestore.data import read_image_array, write_image
 from textrestore.inference import (
     auto_tile_size,
     enhance,
     load_model,
     plan_tiles,
-    read_image,
     tile_window,
-    write_image,
 )
 from textrestore.metrics import psnr
 from textrestore.text import TextEmbedding
@@ -74,15 +73,17 @@ def test_tensor_and_pil(tiny, size):
 def test_path_input(tiny, tmp_path):
     arr = np.random.default_rng(1).integers(0, 80, (37, 53, 3)).astype(np.uint8)
     path = write_image(tmp_path / "x.png", arr)
-    assert np.array_equal(read_image(path), arr)
+    assert np.array_equal(read_image_array(path), arr)
     out = enhance(str(path), model=tiny, device="cpu")
     assert isinstance(out, Image.Image) and out.size == (53, 37)
     with pytest.raises(FileNotFoundError):
         enhance(tmp_path / "missing.png", model=tiny, device="cpu")
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    with pytest.raises(ValueError, match="not a readable image"):
-        read_image(bad)
+    with pytest.raises(ValueError, match="not a valid or complete image"):
+        read_image_array(bad)
+    with pytest.raises(ValueError, match="bad.png"):
+        enhance(bad, model=tiny, device="cpu")
 
 
 def test_bad_inputs(tiny):

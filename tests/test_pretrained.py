@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 
 from textrestore import create_model
 from textrestore.baselines import darken
-from textrestore.inference import enhance, load_model, read_image
+from textrestore.data import read_image_array
+from textrestore.inference import enhance, load_model
 from textrestore.metrics import psnr
 from textrestore.models import list_pretrained
 from textrestore.models.pretrained import pretrained_path
@@ -61,7 +62,7 @@ def test_improves_psnr_on_synthetic_pair():
     from pathlib import Path
 
     photo = Path(str(resources.files("textrestore"))) / "assets" / "coffee.jpg"
-    ref = torch.from_numpy(read_image(photo)).permute(2, 0, 1).float()[None] / 255
+    ref = torch.from_numpy(read_image_array(photo)).permute(2, 0, 1).float()[None] / 255
     ref = ref[..., :128, :192]
     low = darken(ref, seed=42)
     out = enhance(low, device="cpu")  # model=None: the shipped checkpoint

@@ -33,20 +33,15 @@ from torch import Tensor, nn
 __all__ = [
     "enhance",
     "load_model",
-    "read_image",
-    "write_image",
     "plan_tiles",
     "tile_window",
     "auto_tile_size",
     "bytes_per_pixel",
     "DEFAULT_MODEL",
-    "IMAGE_EXTENSIONS",
 ]
 
 #: The preset whose shipped weights ``enhance(model=None)`` uses.
 DEFAULT_MODEL = "nalsuper_s"
-#: File extensions :func:`read_image` and the CLI treat as images.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 PathLike = str | os.PathLike
 
@@ -134,64 +129,6 @@ def _ensure_prompt(model: nn.Module, prompt: str | None) -> None:
             f"{bank.prompts}); encoding it needs the text encoder {name!r}, which failed: {err}"
         ) from err
     model.set_text_encoder(encoder)  # type: ignore[operator]
-
-
-# -- image I/O -------------------------------------------------------------------------
-def read_image(path: PathLike) -> np.ndarray:
-    """Read an image file as an (H, W, 3) uint8 or uint16 array (EXIF orientation applied).
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not a readable image.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"read_image: no such file: {p}")
-    try:
-        with Image.open(p) as im:
-            im = ImageOps.exif_transpose(im)
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im).astype(np.int64)
-                arr = np.clip(arr, 0, 65535).astype(np.uint16)
-                return np.repeat(arr[..., None], 3, axis=2)
-            return np.asarray(im.convert("RGB")).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"read_image: {p} is not a readable image ({err})") from err
-
-
-def write_image(path: PathLike, image: np.ndarray) -> Path:
-    """Write an (H, W, 3) uint8 array (or float in [0, 1], or uint16) atomically.
-
-    The format follows the suffix (PNG, JPEG quality 95, ...); uint16 and float arrays
-    are written as 8-bit.
-    """
-    from PIL import Image
-
-    p = Path(path)
-    arr = _to_uint8(np.asarray(image))
-    tmp = p.with_name(f".{p.stem}.tmp{p.suffix}")
-    fmt = Image.registered_extensions().get(p.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"write_image: unknown image extension {p.suffix!r} for {p}")
-    kwargs = {"quality": 95} if fmt == "JPEG" else {}
-    try:
-        Image.fromarray(arr).save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p
-
-
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == np.uint16:
-        return np.round(arr.astype(np.float64) / 257.0).astype(np.uint8)
-    return np.round(np.clip(arr.astype(np.float64), 0, 1) * 255).astype(np.uint8)
 
 
 # -- tiling ----------------------------------------------------------------------------
@@ -645,8 +582,10 @@ def enhance(
         if isinstance(image, (str, os.PathLike)):
             from PIL import Image
 
-            arr = read_image(image)
-            return Image.fromarray(_to_uint8(_enhance_array(arr, run)))
+            from .data import read_image_array, to_array
+
+            arr = read_image_array(image)
+            return Image.fromarray(to_array(_enhance_array(arr, run), bits=8))
         if isinstance(image, Tensor):
             return _enhance_torch(image, run)
         if isinstance(image, np.ndarray):

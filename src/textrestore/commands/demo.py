@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ._args import add_device_argument, add_model_arguments
 
@@ -46,14 +45,6 @@ def sample_photos() -> list[Path]:
     if not photos:
         raise FileNotFoundError(f"no sample photos found in {folder}; reinstall textrestore")
     return photos
-
-
-def _to_tensor(arr: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(arr.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
-
-
-def _to_uint8(t: torch.Tensor) -> np.ndarray:
-    return np.round(t[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
 
 
 def _grid(rows: list[list[np.ndarray]], gap: int = 6) -> np.ndarray:
@@ -94,7 +85,8 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the demo, write its files to ``out``; returns the metrics (see ``metrics.json``)."""
     from ..baselines import clahe, darken, gamma_correct
-    from ..inference import enhance, load_model, read_image, write_image
+    from ..data import read_image, to_array, write_image
+    from ..inference import enhance, load_model
     from ..metrics import psnr, ssim
 
     start = time.perf_counter()
@@ -103,7 +95,7 @@ def run_demo(
     results: dict[str, dict[str, tuple[float, float]]] = {}
     rows = []
     for i, path in enumerate(sample_photos()):
-        ref = _to_tensor(read_image(path))
+        ref = read_image(path)[None]
         low = darken(ref, seed=seed + i)
         outs = {
             "input": low,
@@ -114,10 +106,10 @@ def run_demo(
         results[path.stem] = {
             k: (float(psnr(v, ref)), float(ssim(v, ref))) for k, v in outs.items()
         }
-        low8, enh8 = _to_uint8(low), _to_uint8(outs["model"])
+        low8, enh8 = to_array(low[0]), to_array(outs["model"][0])
         write_image(out / f"{path.stem}_low.png", low8)
         write_image(out / f"{path.stem}_enhanced.png", enh8)
-        rows.append([low8, enh8, _to_uint8(ref)])
+        rows.append([low8, enh8, to_array(ref[0])])
     write_image(out / "grid.png", _grid(rows))
     table = format_table(results)
     seconds = time.perf_counter() - start

@@ -48,7 +48,7 @@ def collect_inputs(
     paths: list[Path], out_dir: Path, ext: str
 ) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
     """Plan (input, output) pairs; also return missing paths and non-image files in folders."""
-    from ..inference import IMAGE_EXTENSIONS
+    from ..data import IMAGE_EXTENSIONS
 
     pairs: list[tuple[Path, Path]] = []
     missing: list[Path] = []
@@ -93,11 +93,13 @@ def _parse_tile(value: str) -> int | str:
 
 
 def _parse_ext(value: str) -> str:
-    from PIL import Image
+    from ..data import IMAGE_EXTENSIONS
 
     ext = "." + value.lower().lstrip(".")
-    if ext not in Image.registered_extensions():
-        raise argparse.ArgumentTypeError(f"unknown image extension {value!r}")
+    if ext not in IMAGE_EXTENSIONS:
+        raise argparse.ArgumentTypeError(
+            f"unknown image extension {value!r}; expected one of {', '.join(IMAGE_EXTENSIONS)}"
+        )
     return ext
 
 
@@ -105,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     """Run ``textrestore enhance`` with parsed ``args``; returns the exit code."""
     from tqdm import tqdm
 
-    from ..inference import enhance, load_model, read_image, write_image
+    from ..data import read_image_array as read_image
+    from ..data import write_image
+    from ..inference import enhance, load_model
 
     out_dir: Path = args.output
     pairs, missing, ignored = collect_inputs([Path(p) for p in args.paths], out_dir, args.ext)
@@ -140,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
                 amp=True if args.amp else None,
             )
             dst.parent.mkdir(parents=True, exist_ok=True)
-            write_image(dst, out)
+            write_image(dst, out, bit_depth=None)  # 16-bit in, 16-bit out (PNG, TIFF)
             summary.written.append(dst)
         except (ValueError, FileNotFoundError, OSError, TypeError) as err:
             summary.failed.append((src, str(err)))

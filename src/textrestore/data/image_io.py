@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: File extensions the datasets treat as images (lower case).
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 PathLike = str | os.PathLike
 
@@ -341,19 +341,19 @@ def read_image(path: PathLike) -> Tensor:
 
 
 def write_image(path: PathLike, image: Tensor | np.ndarray, bit_depth: int | None = 8) -> Path:
-    """Write an image as PNG, JPEG (quality 95), TIFF or BMP, chosen by the suffix.
+    """Write an image as PNG, JPEG (quality 95), TIFF, BMP or WebP, chosen by the suffix.
 
     The file is written to a temporary name in the same folder and renamed over ``path``,
     so a reader never sees half of it.
 
     Args:
         path: destination; its suffix (``.png``, ``.jpg``/``.jpeg``, ``.tif``/``.tiff``,
-            ``.bmp``) picks the format.
+            ``.bmp``, ``.webp``) picks the format.
         image: ``(3, H, W)`` float tensor in [0, 1] (a leading batch of 1 is dropped), or an
             ``(H, W[, 3|4])`` uint8 / uint16 / float array.
         bit_depth: 8 or 16 (16: PNG written exactly by a built-in encoder, TIFF through
             ``tifffile``); None keeps the depth of an integer array (16 for uint16) and
-            writes floats as 8-bit. JPEG and BMP are always 8-bit.
+            writes floats as 8-bit. JPEG, BMP and WebP are always 8-bit.
 
     Returns:
         The path written.
@@ -373,11 +373,11 @@ def write_image(path: PathLike, image: Tensor | np.ndarray, bit_depth: int | Non
     p = Path(path)
     suffix = p.suffix.lower()
     fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
-           ".bmp": "BMP"}.get(suffix)  # fmt: skip
+           ".bmp": "BMP", ".webp": "WEBP"}.get(suffix)  # fmt: skip
     if fmt is None:
         raise ValueError(
             f"write_image: unsupported extension {p.suffix!r} for {p}; expected one of "
-            f".png, .jpg, .jpeg, .tif, .tiff, .bmp"
+            f"{', '.join(IMAGE_EXTENSIONS)}"
         )
     if not isinstance(image, (Tensor, np.ndarray)):
         raise TypeError(
@@ -388,7 +388,7 @@ def write_image(path: PathLike, image: Tensor | np.ndarray, bit_depth: int | Non
         bit_depth = 16 if is16 and fmt in ("PNG", "TIFF") else 8
     if bit_depth not in (8, 16):
         raise ValueError(f"write_image: bit_depth must be 8 or 16, got {bit_depth!r}")
-    if bit_depth == 16 and fmt in ("JPEG", "BMP"):
+    if bit_depth == 16 and fmt in ("JPEG", "BMP", "WEBP"):
         raise ValueError(f"write_image: {fmt} cannot hold 16-bit images; use .png or .tif")
     arr = to_array(image, bit_depth)
     tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp{p.suffix}")
