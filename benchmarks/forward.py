@@ -13,6 +13,7 @@ Usage::
 
     python benchmarks/forward.py --quick
     python benchmarks/forward.py --presets nalsuper --sizes 400x600 --modes fp32 bf16 --reps 5
+    python benchmarks/forward.py --presets nalsuper --sizes 400x600 --modes fp32 --keep-freed-memory
 """
 
 from __future__ import annotations
@@ -44,10 +45,13 @@ MODES = ("fp32", "bf16", "nchw", "compile")
 
 
 def worker(
-    preset: str, h: int, w: int, mode: str, reps: int, tokens: int, mm_n: int
+    preset: str, h: int, w: int, mode: str, reps: int, tokens: int, mm_n: int, keep: bool
 ) -> dict[str, Any]:
+    from textrestore.allocator import keep_freed_memory
     from textrestore.models import create_model
     from textrestore.models.cli import count_flops
+
+    kept = keep_freed_memory() if keep else False
 
     torch.manual_seed(0)
     overrides = {"channels_last": False} if mode == "nchw" else {}
@@ -90,6 +94,7 @@ def worker(
         "loadavg": loadavg(),
         "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
         "thp_mem_alloc_enable": os.environ.get("THP_MEM_ALLOC_ENABLE", ""),
+        "keep_freed_memory": kept,
     }
 
 
@@ -108,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         "--env", nargs="*", default=[], metavar="KEY=VALUE",
         help="environment of the worker processes, e.g. GLIBC_TUNABLES=... THP_MEM_ALLOC_ENABLE=1",
     )  # fmt: skip
+    p.add_argument(
+        "--keep-freed-memory", action="store_true",
+        help="call textrestore.allocator.keep_freed_memory() in the worker (as the CLI does)",
+    )  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny sizes, seconds (CI smoke)")
     p.add_argument("--out", help="write the JSON here too")
     p.add_argument("--plot", help="write a PNG of time and RSS vs pixels here")
@@ -117,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         (preset, size, mode) = args.presets[0], args.sizes[0], args.modes[0]
         h, w = (int(v) for v in size.split("x"))
         mm_n = args.matmul_n or (1024 if mode == "bf16" else 2048)
-        print(json.dumps(worker(preset, h, w, mode, args.reps, args.tokens, mm_n)))
+        row = worker(preset, h, w, mode, args.reps, args.tokens, mm_n, args.keep_freed_memory)
+        print(json.dumps(row))
         return 0
     if args.quick:
         args.presets, args.sizes, args.modes, args.reps = (
@@ -136,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                     Path(__file__),
                     ["--presets", preset, "--sizes", size, "--modes", mode,
                      "--reps", str(args.reps), "--tokens", str(args.tokens),
-                     "--matmul-n", str(args.matmul_n)],
+                     "--matmul-n", str(args.matmul_n),
+                     *(["--keep-freed-memory"] if args.keep_freed_memory else [])],
                     env=dict(kv.split("=", 1) for kv in args.env),
                 )  # fmt: skip
                 row["env"] = args.env
