@@ -191,6 +191,21 @@ def bytes_per_pixel(model: nn.Module, dtype: torch.dtype = torch.float32) -> int
     return 1024 * item
 
 
+#: Float32 values per image pixel that a tiled call holds besides the model's activations:
+#: the input, the blended sum and its weight, the output and its clamped copy.
+_IMAGE_BUFFER_FLOATS = 13
+
+
+def _resident_bytes() -> int:
+    """The process's current resident memory (Linux ``/proc/self/statm``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
 def _default_budget(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
@@ -407,7 +422,9 @@ def _enhance_tensor(
     h, w = x.shape[-2:]
     if tile == "auto":
         budget = memory_budget if memory_budget is not None else _default_budget(device)
-        tile = auto_tile_size(model, h, w, budget, tile_batch, overlap)
+        if device.type == "cpu":  # the budget bounds the process: what it holds counts
+            budget -= _resident_bytes() + _IMAGE_BUFFER_FLOATS * 4 * x.shape[0] * h * w
+        tile = auto_tile_size(model, h, w, max(budget, 1), tile_batch, overlap)
     tile = cast("int | None", tile)  # "auto" resolved above; the rest checked in enhance()
     amp_ctx = _autocast(device, amp)
     if tile is None or (tile >= h and tile >= w):
@@ -536,8 +553,10 @@ def enhance(
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or a device.
         amp: mixed precision (bf16/fp16); ``None`` = on for CUDA, off for CPU.
         tile_batch: tiles per forward.
-        memory_budget: bytes for ``tile="auto"`` (default: half the free GPU memory,
-            2 GiB on CPU).
+        memory_budget: bytes for ``tile="auto"``. On CPU the bound on the process's
+            resident memory during the call: what the process already holds (torch,
+            the model) and the image-sized buffers count against it (default 2 GiB).
+            On CUDA the bound on activation memory (default: half the free memory).
         context: when tiling, give every tile the global statistics (channel-attention
             gates, cross-layer affinities) of a context pass over the whole image
             downscaled to the size of one batch of tiles; ``False`` lets each tile use
