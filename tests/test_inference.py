@@ -232,3 +232,35 @@ def test_context_makes_tiles_agree():
     without = enhance(x, model=wrapped, tile=64, overlap=32, device="cpu", context=False)
     good, bad = float(psnr(with_ctx, whole)), float(psnr(without, whole))
     assert good > bad + 10 and good > 30, (good, bad)
+
+
+def test_tiled_context_and_tiles_stay_on_the_fast_path(monkeypatch):
+    """The context pass and the tiles run NaLSuper's memory-lean inference path."""
+    from textrestore.models.nalsuper import NaLSuper
+
+    model = create_model("nalsuper_t", text_dim=8).eval()
+    text = torch.randn(3, 8)
+    calls = {"fast": 0, "plain": 0}
+    fast, plain = NaLSuper._forward_inference, NaLSuper.forward_features
+
+    def count_fast(self, *a, **k):
+        calls["fast"] += 1
+        return fast(self, *a, **k)
+
+    def count_plain(self, *a, **k):
+        calls["plain"] += 1
+        return plain(self, *a, **k)
+
+    monkeypatch.setattr(NaLSuper, "_forward_inference", count_fast)
+    monkeypatch.setattr(NaLSuper, "forward_features", count_plain)
+
+    class WithText(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = model
+
+        def forward(self, image, prompt=None):
+            return self.net(image, text)
+
+    enhance(torch.rand(1, 3, 70, 90), model=WithText(), tile=32, overlap=8, tile_batch=4, device="cpu")
+    assert calls["plain"] == 0 and calls["fast"] >= 2, calls

@@ -271,27 +271,23 @@ class _GlobalContext:
 
     @contextlib.contextmanager
     def record(self) -> Iterator[None]:
-        """Hooks that store the gates and affinities of one forward (batch of 1)."""
+        """Store the gates and affinities of one forward (batch of 1).
 
-        def ca_hook(i: int) -> Any:
-            def hook(module: Any, args: tuple[Any, ...]) -> None:
-                self.gates[i] = module.gate_values(args[0]).detach()
-
-            return hook
-
-        def cla_hook(i: int) -> Any:
-            def hook(module: Any, args: tuple[Any, ...]) -> None:
-                self.affinities[i] = module.affinity(args[0]).detach()
-
-            return hook
-
-        handles = [m.register_forward_pre_hook(ca_hook(i)) for i, m in enumerate(self.ca)]
-        handles += [m.register_forward_pre_hook(cla_hook(i)) for i, m in enumerate(self.cla)]
+        The modules keep what they compute (``record_stats``), no hooks: the forward
+        stays on the model's memory-lean inference path.
+        """
+        modules: list[Any] = [*self.ca, *self.cla]
+        for m in modules:
+            m.record_stats, m.recorded = True, None
         try:
             yield
+            self.gates = {i: m.recorded for i, m in enumerate(self.ca) if m.recorded is not None}
+            self.affinities = {
+                i: m.recorded for i, m in enumerate(self.cla) if m.recorded is not None
+            }
         finally:
-            for h in handles:
-                h.remove()
+            for m in modules:
+                m.record_stats, m.recorded = False, None
 
     @contextlib.contextmanager
     def apply(self) -> Iterator[None]:

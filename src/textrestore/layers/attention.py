@@ -76,12 +76,18 @@ class ChannelAttention(nn.Module):
         #: ``state_dict``). Tiled inference sets it to the whole image's gate so that every
         #: tile is scaled like the whole image; ``None`` (default) computes it from ``x``.
         self.fixed_gate: Tensor | None = None
+        #: When True, every computed gate is kept (detached) in :attr:`recorded`.
+        self.record_stats = False
+        self.recorded: Tensor | None = None
 
     def gate_values(self, x: Tensor) -> Tensor:
         """The per-channel gate for ``x``, shape (B or 1, C, 1, 1), values in (0, 1)."""
         if self.fixed_gate is not None:
             return self.fixed_gate.to(dtype=x.dtype, device=x.device)
-        return self.se.gate_values(x)
+        gate = self.se.gate_values(x)
+        if self.record_stats:
+            self.recorded = gate.detach()
+        return gate
 
     def forward(self, x: Tensor) -> Tensor:
         check_image_batch(x, "ChannelAttention input", self.dim)
@@ -157,6 +163,9 @@ class CrossLayerAttention(nn.Module):
         #: A (1 or B, N, N) affinity used instead of the levels' own (not saved in the
         #: ``state_dict``); tiled inference sets it to the whole image's. ``None``: computed.
         self.fixed_affinity: Tensor | None = None
+        #: When True, every computed affinity is kept (detached) in :attr:`recorded`.
+        self.record_stats = False
+        self.recorded: Tensor | None = None
 
     def _stack(self, levels: Sequence[Tensor] | Tensor) -> Tensor:
         if isinstance(levels, Tensor):
@@ -191,7 +200,10 @@ class CrossLayerAttention(nn.Module):
         if self.fixed_affinity is not None:
             fixed = self.fixed_affinity.to(dtype=gram.dtype, device=gram.device)
             return fixed.expand(gram.shape[0], -1, -1)
-        return (gram / numel).softmax(dim=-1)
+        attn = (gram / numel).softmax(dim=-1)
+        if self.record_stats:
+            self.recorded = attn.detach()
+        return attn
 
     def _affinity(self, f: Tensor) -> Tensor:
         if self.fixed_affinity is not None:  # skip the Gram matrix it would replace
