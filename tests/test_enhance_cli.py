@@ -100,3 +100,27 @@ def test_help_is_complete(capsys):
         assert cmd in top
     with pytest.raises(SystemExit):
         parser.parse_args(["enhance", "x.png", "--tile", "big"])
+
+
+def test_tile_auto_with_memory_budget(tmp_path, tiny_weights, capsys, monkeypatch):
+    import textrestore.inference as inference
+
+    seen = []
+    real = inference.auto_tile_size
+
+    def spy(*args, **kwargs):
+        seen.append(args[3])  # the activation budget after what the process holds
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "auto_tile_size", spy)
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(src / "a.png")
+    args = ["enhance", str(src), "-o", str(out), "--weights", tiny_weights, "-q", "--tile", "auto"]
+    assert main([*args, "--memory-gb", "64"]) == 0
+    assert Image.open(out / "a.png").size == (50, 40)
+    assert len(seen) == 1 and 60 * 2**30 < seen[0] < 64 * 2**30
+    for bad in ("0", "-1", "lots"):
+        with pytest.raises(SystemExit):
+            main([*args, "--memory-gb", bad])
+        assert "--memory-gb" in capsys.readouterr().err

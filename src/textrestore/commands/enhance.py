@@ -92,6 +92,16 @@ def _parse_tile(value: str) -> int | str:
     return tile
 
 
+def _parse_memory_gb(value: str) -> float:
+    try:
+        gb = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of GiB, got {value!r}") from None
+    if not gb > 0:
+        raise argparse.ArgumentTypeError(f"the memory budget must be > 0 GiB, got {value}")
+    return gb
+
+
 def _parse_ext(value: str) -> str:
     from ..data import IMAGE_EXTENSIONS
 
@@ -139,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
                 model=model,
                 prompt=args.prompt,
                 tile=args.tile,
+                memory_budget=None if args.memory_gb is None else int(args.memory_gb * 2**30),
                 overlap=args.overlap,
                 device=args.device,
                 amp=True if args.amp else None,
@@ -185,6 +196,11 @@ def register(subparsers: Any) -> None:
         "--tile", type=_parse_tile, default=None, metavar="N|auto",
         help="process in N x N tiles, or 'auto' to pick the tile from a memory budget "
         "(default: whole image)",
+    )  # fmt: skip
+    p.add_argument(
+        "--memory-gb", type=_parse_memory_gb, default=None, metavar="GB",
+        help="memory budget of --tile auto in GiB: on CPU the bound on the process's "
+        "resident memory, on CUDA on activations (default: 2 on CPU, half the free GPU memory)",
     )  # fmt: skip
     p.add_argument(
         "--overlap", type=int, default=32, metavar="PX",
