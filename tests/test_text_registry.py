@@ -160,3 +160,13 @@ def test_import_loads_no_optional_backend() -> None:
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_text_encoder_without_forward_cannot_be_built() -> None:
+    from textrestore.text import TextEncoder
+
+    class Incomplete(TextEncoder):
+        pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()

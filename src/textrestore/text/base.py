@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 
 import torch
@@ -43,7 +44,7 @@ def check_prompts(prompts: object, name: str = "prompts") -> list[str]:
     return out
 
 
-class TextEncoder(nn.Module):
+class TextEncoder(nn.Module, metaclass=abc.ABCMeta):
     """Base class of text encoders: ``encode(prompts) -> TextEmbedding``.
 
     A subclass sets ``name``, ``dim`` (width D of the token states and of the
@@ -117,9 +118,9 @@ class TextEncoder(nn.Module):
         return torch.device("cpu")
 
     # -- encoding -------------------------------------------------------------------
-    def forward(self, prompts: list[str]) -> TextEmbedding:  # pragma: no cover - abstract
+    @abc.abstractmethod
+    def forward(self, prompts: list[str]) -> TextEmbedding:
         """Encode a non-empty list of prompts; subclasses implement this."""
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(prompts)")
 
     def encode(self, prompts: Sequence[str] | str) -> TextEmbedding:
         """Encode prompts to token states, a padding mask and pooled vectors.
