@@ -302,3 +302,29 @@ def test_build_dataset_kinds(tmp_path: Path) -> None:
         build_dataset("lol9", root=tmp_path)
     with pytest.raises(ValueError, match="root"):
         build_dataset("generic")
+
+
+def test_hidden_files_are_not_images(tmp_path: Path) -> None:
+    from textrestore.data import is_image_file
+
+    assert is_image_file(tmp_path / "a.PNG") and is_image_file("x/b.webp")
+    assert not is_image_file(tmp_path / "._a.png")  # macOS resource fork
+    assert not is_image_file(tmp_path / ".a.123.tmp.png")  # an interrupted atomic write
+    assert not is_image_file(tmp_path / "notes.txt")
+
+
+def test_write_image_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails halfway leaves the previous file and no temporary behind."""
+    target = tmp_path / "x.png"
+    write_image(target, np.zeros((4, 5, 3), np.uint8))
+    before = target.read_bytes()
+
+    def broken_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
+        Path(str(fp)).write_bytes(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        write_image(target, np.ones((4, 5, 3), np.uint8))
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]

@@ -36,6 +36,7 @@ def _photos(folder):
     (folder / "corrupt.png").write_bytes(good[: len(good) // 3])  # truncated PNG
     (folder / "fake.jpg").write_bytes(b"this is not a jpeg")
     (folder / "notes.txt").write_text("not an image")
+    (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
 
 
 def test_folder_with_bad_files(tmp_path, tiny_weights, capsys):
@@ -49,7 +50,7 @@ def test_folder_with_bad_files(tmp_path, tiny_weights, capsys):
     assert Image.open(out / "a.png").size == (31, 24)
     assert "corrupt.png" in captured.err and "fake.jpg" in captured.err
     assert "enhanced 3" in captured.out and "failed 2" in captured.out
-    assert "ignored 1 non-image" in captured.out
+    assert "ignored 2 non-image" in captured.out
     assert not (out / "corrupt.png").exists()
 
     # --skip-existing: nothing is redone; the bad files still fail

@@ -312,7 +312,7 @@ def test_kill_during_checkpoint_write_keeps_previous(tmp_path: Path) -> None:
     state = load_checkpoint(ckpt)
     assert state["step"] == 1 and torch.equal(state["w"], torch.ones(1000))
     tmp = Path(marker.read_text())
-    assert tmp.parent == tmp_path and tmp.name.startswith(".last.pt.tmp")  # left behind, unused
+    assert tmp.parent == tmp_path and tmp.name.startswith(".last.") and ".tmp" in tmp.name
     save_checkpoint({"step": 3}, ckpt)  # a later save still works
     assert load_checkpoint(ckpt)["step"] == 3
 

@@ -35,6 +35,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ._atomic import atomic_path
+
 __all__ = ["BakedPromptModel", "export_model", "load_exported", "FORMATS", "DEFAULT_SUFFIX"]
 
 FORMATS = ("onnx", "torchscript", "exported-program")
@@ -93,10 +95,6 @@ def _dynamic_shapes() -> dict[str, dict[int, Any]]:
     return {"image": {2: Dim("height", min=1, max=16384), 3: Dim("width", min=1, max=16384)}}
 
 
-def _atomic_target(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.tmp{path.suffix}")
-
-
 def export_model(
     model: nn.Module,
     path: str | os.PathLike[str],
@@ -133,30 +131,23 @@ def export_model(
             setattr(m, "fused_attn", False)  # noqa: B010
     h, w = example_size
     example = torch.rand(1, 3, h, w)
-    tmp = _atomic_target(out)
     try:
-        if format == "torchscript":
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                warnings.simplefilter("ignore", FutureWarning)  # "torch.jit is deprecated"
-                traced = torch.jit.trace(baked, example, check_trace=False)
-                traced.save(str(tmp))
-        else:
-            if format == "exported-program":
+        with atomic_path(out) as tmp:
+            if format == "torchscript":
+                with torch.no_grad(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                    warnings.simplefilter("ignore", FutureWarning)  # "torch.jit is deprecated"
+                    traced = torch.jit.trace(baked, example, check_trace=False)
+                    traced.save(str(tmp))
+            elif format == "exported-program":
                 with torch.no_grad():
                     ep = torch.export.export(baked, (example,), dynamic_shapes=_dynamic_shapes())
                 torch.export.save(ep, str(tmp))
             else:
                 _export_onnx(baked, example, tmp, opset)
-        os.replace(tmp, out)
     finally:
         for m, value in fused.items():
             setattr(m, "fused_attn", value)  # noqa: B010
-        if tmp.exists():
-            tmp.unlink()
-        data = tmp.with_name(tmp.name + ".data")
-        if data.exists():
-            data.unlink()
     return out
 
 

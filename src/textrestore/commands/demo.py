@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from importlib import resources
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_write_text
 from ._args import add_device_argument, add_model_arguments
 
 __all__ = ["register", "run", "run_demo", "sample_photos", "METHODS"]
@@ -117,9 +117,8 @@ def run_demo(
         f"Synthetic low light: textrestore.baselines.darken(seed={seed} + i). CLAHE: NumPy "
         "port of skimage.exposure.equalize_adapthist (clip 0.01, 1/8 tiles, HSV value)."
     )
-    tmp = out / ".metrics.md.tmp"
-    tmp.write_text(f"# textrestore demo\n\n{table}\n\n{note}\n\nTime: {seconds:.1f} s\n")
-    os.replace(tmp, out / "metrics.md")
+    text = f"# textrestore demo\n\n{table}\n\n{note}\n\nTime: {seconds:.1f} s\n"
+    atomic_write_text(out / "metrics.md", text)
     report = {
         "photos": {
             n: {m: {"psnr": p, "ssim": s} for m, (p, s) in r.items()} for n, r in results.items()
@@ -128,9 +127,7 @@ def run_demo(
         "seconds": seconds,
         "table": table,
     }
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, out / "metrics.json")
+    atomic_write_text(out / "metrics.json", json.dumps(report, indent=2) + "\n")
     return report
 
 

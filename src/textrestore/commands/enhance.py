@@ -48,7 +48,7 @@ def collect_inputs(
     paths: list[Path], out_dir: Path, ext: str
 ) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
     """Plan (input, output) pairs; also return missing paths and non-image files in folders."""
-    from ..data import IMAGE_EXTENSIONS
+    from ..data import is_image_file
 
     pairs: list[tuple[Path, Path]] = []
     missing: list[Path] = []
@@ -59,7 +59,7 @@ def collect_inputs(
             for f in sorted(p for p in path.rglob("*") if p.is_file()):
                 if out_root in f.resolve().parents:
                     continue  # never re-enhance our own outputs
-                if f.suffix.lower() not in IMAGE_EXTENSIONS:
+                if not is_image_file(f):
                     ignored.append(f)
                     continue
                 rel = f.relative_to(path).with_suffix(ext)

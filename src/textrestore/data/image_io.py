@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._atomic import atomic_path
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "read_image",
@@ -48,8 +50,11 @@ _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
 
 def is_image_file(path: PathLike) -> bool:
-    """Whether ``path`` has one of :data:`IMAGE_EXTENSIONS` (case-insensitive)."""
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    """Whether ``path`` has one of :data:`IMAGE_EXTENSIONS` (case-insensitive) and is not
+    hidden: names starting with ``.`` (macOS ``._photo.jpg`` resource forks, the temporary
+    files of an interrupted atomic write) are not images to read."""
+    p = Path(path)
+    return not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
 
 
 # -- 16-bit PNG ------------------------------------------------------------------------
@@ -391,8 +396,7 @@ def write_image(path: PathLike, image: Tensor | np.ndarray, bit_depth: int | Non
     if bit_depth == 16 and fmt in ("JPEG", "BMP", "WEBP"):
         raise ValueError(f"write_image: {fmt} cannot hold 16-bit images; use .png or .tif")
     arr = to_array(image, bit_depth)
-    tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp{p.suffix}")
-    try:
+    with atomic_path(p) as tmp:
         if bit_depth == 16 and fmt == "PNG":
             _write_png16(tmp, arr)
         elif bit_depth == 16:
@@ -406,8 +410,4 @@ def write_image(path: PathLike, image: Tensor | np.ndarray, bit_depth: int | Non
         else:
             kwargs = {"quality": 95} if fmt == "JPEG" else {}
             Image.fromarray(arr).save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return p

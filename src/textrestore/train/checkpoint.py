@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._atomic import atomic_path, atomic_write_bytes, fsync_dir
+
 __all__ = [
     "save_checkpoint",
     "load_checkpoint",
@@ -36,44 +38,8 @@ __all__ = [
 ]
 
 
-def fsync_dir(folder: str | os.PathLike[str]) -> None:
-    """``fsync`` a folder so that a rename inside it is durable (no-op where unsupported)."""
-    try:
-        fd = os.open(os.fspath(folder), os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (tmp file + flush + fsync + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    return path
-
-
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Save ``state`` with ``torch.save`` atomically.
+    """Save ``state`` with ``torch.save`` atomically and durably (``fsync``-ed).
 
     Args:
         state: a dict of tensors and plain Python values (what ``weights_only`` loads).
@@ -82,20 +48,9 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> P
     Returns:
         The path written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(dict(state), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    return path
+    with atomic_path(path, durable=True) as tmp:
+        torch.save(dict(state), tmp)
+    return Path(path)
 
 
 def load_checkpoint(

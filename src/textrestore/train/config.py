@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._atomic import atomic_write_text
+
 __all__ = ["TrainConfig", "DataConfig", "parse_overrides", "apply_overrides", "AMP_MODES"]
 
 #: Valid values of :attr:`TrainConfig.amp`.
@@ -214,15 +216,11 @@ class TrainConfig:
         import yaml
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix in (".yaml", ".yml"):
             text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         else:
             text = json.dumps(self.to_dict(), indent=2) + "\n"
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, text)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (``data`` may be a mapping of data fields)."""

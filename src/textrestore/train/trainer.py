@@ -27,6 +27,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from .._atomic import atomic_write_text
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig
 from .distributed import (
@@ -638,9 +639,7 @@ class Trainer:
             "out_dir": str(self.out_dir),
         }
         if self.dist.is_main:
-            tmp = self.out_dir / f".summary.json.tmp{os.getpid()}"
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
-            os.replace(tmp, self.out_dir / "summary.json")
+            atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         barrier()
         return summary
 
