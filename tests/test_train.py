@@ -102,6 +102,21 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 120.0)
         time.sleep(0.05)
 
 
+def _sigkill_when(marker: Path, script: Path) -> int | None:
+    """Run ``script``, SIGKILL it as soon as it writes ``marker``; its return code."""
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        _wait_for(marker, proc)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode
+
+
 @pytest.fixture(autouse=True)
 def _one_thread() -> Any:
     threads = torch.get_num_threads()
@@ -253,17 +268,7 @@ def test_exact_resume_after_sigkill(tmp_path: Path) -> None:
         Trainer(cfg, train_set=TinyPairs(n=24), val_set=False, callbacks=[hang_after_ten]).fit()
         """,
     )
-    proc = subprocess.Popen(
-        [sys.executable, str(script)], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        _wait_for(marker, proc)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    assert _sigkill_when(marker, script) == -signal.SIGKILL
     assert load_checkpoint(run_dir / "last.pt")["step"] == 10
 
     resumed = Trainer(
@@ -299,16 +304,7 @@ def test_kill_during_checkpoint_write_keeps_previous(tmp_path: Path) -> None:
         save_checkpoint({{"step": 2, "w": torch.zeros(1_000_000)}}, {str(ckpt)!r})
         """,
     )
-    proc = subprocess.Popen(
-        [sys.executable, str(script)], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        _wait_for(marker, proc)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _sigkill_when(marker, script)
     state = load_checkpoint(ckpt)
     assert state["step"] == 1 and torch.equal(state["w"], torch.ones(1000))
     tmp = Path(marker.read_text())
