@@ -192,7 +192,8 @@ def bytes_per_pixel(model: nn.Module, dtype: torch.dtype = torch.float32) -> int
 
 
 #: Float32 values per image pixel that a tiled call holds besides the model's activations:
-#: the input, the blended sum and its weight, the output and its clamped copy.
+#: the input (3), the blended sum (3) and its weight (1), their quotient (3) and the
+#: concatenated batch output (3).
 _IMAGE_BUFFER_FLOATS = 13
 
 

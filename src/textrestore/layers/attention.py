@@ -128,6 +128,11 @@ class PixelAttention(nn.Module):
         return x * self.attention_map(x)
 
 
+def _expand_fixed(fixed: Tensor, like: Tensor) -> Tensor:
+    """A fixed (1 or B, N, N) affinity in ``like``'s dtype and device, expanded to its batch."""
+    return fixed.to(dtype=like.dtype, device=like.device).expand(like.shape[0], -1, -1)
+
+
 class CrossLayerAttention(nn.Module):
     """Layer attention: fuse N level features by their mutual affinity.
 
@@ -198,16 +203,16 @@ class CrossLayerAttention(nn.Module):
     def _affinity_from_gram(self, gram: Tensor, numel: int) -> Tensor:
         """``softmax(F Fᵀ / numel)`` from the Gram matrix (B, N, N), or the fixed affinity."""
         if self.fixed_affinity is not None:
-            fixed = self.fixed_affinity.to(dtype=gram.dtype, device=gram.device)
-            return fixed.expand(gram.shape[0], -1, -1)
+            return _expand_fixed(self.fixed_affinity, gram)
         attn = (gram / numel).softmax(dim=-1)
         if self.record_stats:
             self.recorded = attn.detach()
         return attn
 
     def _affinity(self, f: Tensor) -> Tensor:
-        if self.fixed_affinity is not None:  # skip the Gram matrix it would replace
-            return self._affinity_from_gram(f.new_empty(f.shape[0], 0, 0), f.shape[-1])
+        """The (B, N, N) affinity of flattened levels ``f`` (B, N, C·H·W)."""
+        if self.fixed_affinity is not None:  # no Gram matrix needed
+            return _expand_fixed(self.fixed_affinity, f)
         return self._affinity_from_gram(torch.bmm(f, f.transpose(1, 2)), f.shape[-1])
 
     def affinity(self, levels: Sequence[Tensor] | Tensor) -> Tensor:
