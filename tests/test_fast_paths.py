@@ -60,7 +60,7 @@ def test_model_fast_path_variants(overrides: dict) -> None:
 def test_tcm_chunked_path_equals_reference_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tcm_module, "CHUNK_PIXELS", 7)  # several chunks and a ragged last one
     torch.manual_seed(2)
-    tcm = TCM(16, 12, 4, init_values=0.5)
+    tcm = TCM(16, 12, num_heads=4, init_values=0.5)
     x = torch.randn(2, 16, 5, 9)
     text, mask = torch.randn(2, 5, 12), torch.tensor([[True, True, False, True, False]] * 2)
     for memory_format in (torch.contiguous_format, torch.channels_last):
@@ -77,7 +77,7 @@ def test_tcm_chunked_path_equals_reference_across_chunks(monkeypatch: pytest.Mon
 
 def test_rtfb_forward_inference_equals_forward_and_writes_out() -> None:
     torch.manual_seed(3)
-    block = RTFB(16, 8, 2).eval()
+    block = RTFB(16, 8, num_heads=2).eval()
     x = torch.randn(2, 16, 6, 7).contiguous(memory_format=torch.channels_last)
     text = torch.randn(2, 3, 8)
     ref = block(x, text)
@@ -106,7 +106,7 @@ def test_folded_projection_equals_fusion() -> None:
         cla.scale.fill_(0.6)
     levels = torch.randn(2, 3, 8, 4, 5)
     f = levels.flatten(2)
-    weights = cla.fold_projection(torch.bmm(f, f.transpose(1, 2)), f.shape[-1])
+    weights = cla.fold_projection(cla.cosine(f))
     fused = torch.einsum("bomc,bmchw->bohw", weights, levels) + cla.proj.bias[:, None, None]
     torch.testing.assert_close(fused, cla(levels).detach(), atol=1e-5, rtol=1e-5)
 

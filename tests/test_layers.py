@@ -28,7 +28,7 @@ def tcm_case(draw: st.DrawFn) -> tuple[TCM, torch.Tensor, torch.Tensor, torch.Te
     b, h, w, length = (draw(st.integers(1, n)) for n in (3, 9, 9, 7))
     seed = draw(st.integers(0, 2**16))
     g = torch.Generator().manual_seed(seed)
-    tcm = TCM(dim, text_dim, heads, init_values=1.0)
+    tcm = TCM(dim, text_dim, num_heads=heads, init_values=1.0)
     x = torch.randn(b, dim, h, w, generator=g)
     text = torch.randn(b, length, text_dim, generator=g)
     mask = torch.rand(b, length, generator=g) > 0.4
@@ -56,7 +56,7 @@ def test_tcm_padding_tokens_have_no_influence(case: tuple) -> None:
 
 
 def test_tcm_accepts_text_embedding_and_broadcast_text() -> None:
-    tcm = TCM(8, 6, 2)
+    tcm = TCM(8, 6, num_heads=2)
     x = torch.randn(3, 8, 4, 5)
     tokens = torch.randn(4, 6)
     out = tcm(x, tokens)
@@ -67,7 +67,7 @@ def test_tcm_accepts_text_embedding_and_broadcast_text() -> None:
 
 
 def test_tcm_single_token_is_a_per_pixel_constant_bias() -> None:
-    tcm = TCM(8, 5, 2, init_values=1.0)
+    tcm = TCM(8, 5, num_heads=2, init_values=1.0)
     x = torch.randn(2, 8, 6, 7)
     update = tcm(x, torch.randn(2, 1, 5)) - x
     flat = update.flatten(2)
@@ -87,11 +87,11 @@ def test_attention_functions_agree_with_strided_query() -> None:
 
 def _modules(dim: int = 8, text_dim: int = 6) -> dict[str, torch.nn.Module]:
     return {
-        "tcm": TCM(dim, text_dim, 2),
+        "tcm": TCM(dim, text_dim, num_heads=2),
         "ca": ChannelAttention(dim),
         "pa": PixelAttention(dim),
         "ifa": IFA(dim),
-        "rtfb": RTFB(dim, text_dim, 2),
+        "rtfb": RTFB(dim, text_dim, num_heads=2),
     }
 
 
@@ -169,7 +169,7 @@ def test_every_parameter_gets_a_finite_gradient() -> None:
 
 
 def test_gradcheck_tcm_and_cross_layer_attention() -> None:
-    tcm = TCM(4, 3, 2, init_values=1.0).double()
+    tcm = TCM(4, 3, num_heads=2, init_values=1.0).double()
     x = torch.randn(1, 4, 2, 3, dtype=torch.float64, requires_grad=True)
     text = torch.randn(1, 3, 3, dtype=torch.float64, requires_grad=True)
     mask = torch.tensor([[True, False, True]])
@@ -200,11 +200,11 @@ BAD_TCM_INPUTS = [
 def test_tcm_bad_input(label: str, make, error: type, message: str) -> None:
     x, text = make()
     with pytest.raises(error, match=message):
-        TCM(8, 6, 2)(x, text)
+        TCM(8, 6, num_heads=2)(x, text)
 
 
 def test_bad_masks_and_constructor_arguments() -> None:
-    tcm = TCM(8, 6, 2)
+    tcm = TCM(8, 6, num_heads=2)
     x, text = torch.randn(2, 8, 3, 3), torch.randn(2, 4, 6)
     with pytest.raises(ValueError, match="at least one real token"):
         tcm(x, text, torch.tensor([[True, False, False, False], [False] * 4]))
@@ -213,7 +213,7 @@ def test_bad_masks_and_constructor_arguments() -> None:
     with pytest.raises(ValueError, match=r"expected shape \(2, 4\)"):
         tcm(x, text, torch.ones(2, 5, dtype=torch.bool))
     with pytest.raises(ValueError, match="divisible by num_heads"):
-        TCM(10, 6, 4)
+        TCM(10, 6, num_heads=4)
     with pytest.raises(ValueError, match="3 levels of 8 channels"):
         CrossLayerAttention(8, 3)([torch.randn(1, 8, 2, 2)] * 2)
     with pytest.raises(ValueError, match="share one shape"):
@@ -221,4 +221,4 @@ def test_bad_masks_and_constructor_arguments() -> None:
     with pytest.raises(ValueError, match="num_levels=None"):
         IFA(8)(torch.randn(1, 8, 2, 2), levels=[torch.randn(1, 8, 2, 2)])
     with pytest.raises(ValueError, match="text is required"):
-        RTFB(8, 6, 2)(torch.randn(1, 8, 2, 2))
+        RTFB(8, 6, num_heads=2)(torch.randn(1, 8, 2, 2))

@@ -7,12 +7,16 @@
   channels, as in FFA-Net's PA: dark and bright regions get different weights.
 - :class:`CrossLayerAttention`: layer attention over N level features (HAN's LAM): an
   N×N affinity between whole levels, softmax, a residual update with a learnable scale
-  that starts at 0, then a 1×1 conv N·C → C.
+  that starts at 0, then a 1×1 conv N·C → C. The affinity is the cosine similarity of
+  the levels times a learnable temperature (the levels are normalised before the
+  product, so it is finite in float16).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -68,7 +72,9 @@ class ChannelAttention(nn.Module):
         torch.Size([2, 16, 5, 7])
     """
 
-    def __init__(self, dim: int, reduction: int = 8, act_layer: type[nn.Module] = nn.ReLU) -> None:
+    def __init__(
+        self, dim: int, *, reduction: int = 8, act_layer: type[nn.Module] = nn.ReLU
+    ) -> None:
         super().__init__()
         self.dim = dim
         self.se = _SqueezeExcite(dim, _reduced(dim, reduction), act_layer)
@@ -111,7 +117,9 @@ class PixelAttention(nn.Module):
         torch.Size([2, 16, 5, 7])
     """
 
-    def __init__(self, dim: int, reduction: int = 8, act_layer: type[nn.Module] = nn.ReLU) -> None:
+    def __init__(
+        self, dim: int, *, reduction: int = 8, act_layer: type[nn.Module] = nn.ReLU
+    ) -> None:
         super().__init__()
         self.dim = dim
         hidden = _reduced(dim, reduction)
@@ -133,17 +141,51 @@ def _expand_fixed(fixed: Tensor, like: Tensor) -> Tensor:
     return fixed.to(dtype=like.dtype, device=like.device).expand(like.shape[0], -1, -1)
 
 
+def level_norms(f: Tensor) -> Tensor:
+    """L2 norm of every flattened level of ``f`` (B, N, K), accumulated in float32: (B, N).
+
+    Accumulating in float32 keeps the norm finite in float16, where the sum of squares of a
+    400×600 feature map (~1e5) would overflow (float16 max 65504).
+    """
+    return torch.linalg.vector_norm(f, dim=-1, dtype=_accumulate_dtype(f))
+
+
+def _accumulate_dtype(t: Tensor) -> torch.dtype:
+    """float32 for half precisions, the tensor's own dtype for float32/float64."""
+    return torch.promote_types(t.dtype, torch.float32)
+
+
+def cosine_from_gram(gram: Tensor, norms: Tensor, eps: float = 1e-6) -> Tensor:
+    """Cosine similarity (B, N, N) from a Gram matrix of already normalised levels.
+
+    ``gram`` is ``F̂ F̂ᵀ`` of the levels divided by their norms *before* the product (so no
+    entry exceeds 1 in magnitude at any precision); ``norms`` (B, N) only marks all-zero
+    levels, whose similarity is 0.
+    """
+    nonzero = (norms > eps).to(gram.dtype)
+    gram = gram.to(_accumulate_dtype(gram))
+    return gram.clamp(-1.0, 1.0) * (nonzero[:, :, None] * nonzero[:, None, :]).to(gram.dtype)
+
+
 class CrossLayerAttention(nn.Module):
     """Layer attention: fuse N level features by their mutual affinity.
 
     For levels stacked as F of shape (B, N, C·H·W) the affinity is
-    ``A = softmax(F Fᵀ / (C·H·W))`` (N×N per sample, normalised by the feature size so
-    that it does not grow with the image), the update is ``F + scale · A F`` with
-    ``scale`` learnable from 0, and a 1×1 conv maps the N·C channels back to C.
+    ``A = softmax(τ · cos(F_n, F_m))`` (N×N per sample): the cosine similarity of whole
+    levels, sharpened by a learnable temperature ``τ = exp(log_temperature)`` (initialised
+    to ``temperature``). Each level is divided by its norm *before* the product, so the
+    similarity lies in [-1, 1] at any precision (float16 included) and any image size.
+    The update is ``F + scale · A F`` with ``scale`` learnable from 0 (HAN's layer
+    attention), and a 1×1 conv maps the N·C channels back to C.
+
+    With ``layer_attention=False`` (the ablation switch) the module is a plain
+    concatenation + 1×1 conv: no affinity, no scale, no temperature.
 
     Args:
         dim: channels C of every level.
         num_levels: number N of level features fused.
+        temperature: initial softmax temperature τ of the cosine affinity.
+        layer_attention: ``False`` drops the affinity (concatenation + 1×1 conv only).
 
     Shape:
         - levels: a sequence of N tensors (B, C, H, W), or one (B, N, C, H, W) tensor
@@ -156,14 +198,29 @@ class CrossLayerAttention(nn.Module):
         torch.Size([2, 8, 6, 6])
     """
 
-    def __init__(self, dim: int, num_levels: int) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_levels: int,
+        *,
+        temperature: float = 10.0,
+        layer_attention: bool = True,
+    ) -> None:
         super().__init__()
         if dim < 1 or num_levels < 1:
             raise ValueError(
                 f"CrossLayerAttention: dim and num_levels must be >= 1, got {dim}, {num_levels}"
             )
+        if not temperature > 0:
+            raise ValueError(f"CrossLayerAttention: temperature must be > 0, got {temperature}")
         self.dim, self.num_levels = dim, num_levels
-        self.scale = nn.Parameter(torch.zeros(1))
+        self.layer_attention = layer_attention
+        if layer_attention:
+            self.scale = nn.Parameter(torch.zeros(1))
+            self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
+        else:
+            self.register_parameter("scale", None)
+            self.register_parameter("log_temperature", None)
         self.proj = nn.Conv2d(num_levels * dim, dim, 1)
         #: A (1 or B, N, N) affinity used instead of the levels' own (not saved in the
         #: ``state_dict``); tiled inference sets it to the whole image's. ``None``: computed.
@@ -171,6 +228,14 @@ class CrossLayerAttention(nn.Module):
         #: When True, every computed affinity is kept (detached) in :attr:`recorded`.
         self.record_stats = False
         self.recorded: Tensor | None = None
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # Checkpoints written before the cosine affinity have no temperature: they load with
+        # the default one (their affinity was ~uniform, FFᵀ/(C·H·W), with a scale near 0).
+        key = prefix + "log_temperature"
+        if self.layer_attention and key not in state_dict and prefix + "scale" in state_dict:
+            state_dict[key] = self.log_temperature.detach().clone()
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def _stack(self, levels: Sequence[Tensor] | Tensor) -> Tensor:
         if isinstance(levels, Tensor):
@@ -200,47 +265,76 @@ class CrossLayerAttention(nn.Module):
             )
         return stacked
 
-    def _affinity_from_gram(self, gram: Tensor, numel: int) -> Tensor:
-        """``softmax(F Fᵀ / numel)`` from the Gram matrix (B, N, N), or the fixed affinity."""
+    @property
+    def temperature(self) -> Tensor | None:
+        """The softmax temperature τ (None without layer attention)."""
+        return None if self.log_temperature is None else self.log_temperature.exp()
+
+    def affinity_from_cosine(self, cosine: Tensor) -> Tensor:
+        """``softmax(τ · cosine)`` (B, N, N) in float32, or the fixed affinity."""
         if self.fixed_affinity is not None:
-            return _expand_fixed(self.fixed_affinity, gram)
-        attn = (gram / numel).softmax(dim=-1)
+            return _expand_fixed(self.fixed_affinity, cosine)
+        if self.log_temperature is None:
+            raise RuntimeError("CrossLayerAttention: built with layer_attention=False")
+        attn = (cosine * self.log_temperature.to(cosine.dtype).exp()).softmax(dim=-1)
         if self.record_stats:
             self.recorded = attn.detach()
         return attn
+
+    @staticmethod
+    def cosine(f: Tensor) -> Tensor:
+        """Cosine similarity (B, N, N) of flattened levels ``f`` (B, N, K), normalised first."""
+        norms = level_norms(f)
+        unit = f / norms.clamp_min(1e-6).to(f.dtype)[..., None]
+        return cosine_from_gram(torch.bmm(unit, unit.transpose(1, 2)), norms)
 
     def _affinity(self, f: Tensor) -> Tensor:
         """The (B, N, N) affinity of flattened levels ``f`` (B, N, C·H·W)."""
         if self.fixed_affinity is not None:  # no Gram matrix needed
             return _expand_fixed(self.fixed_affinity, f)
-        return self._affinity_from_gram(torch.bmm(f, f.transpose(1, 2)), f.shape[-1])
+        return self.affinity_from_cosine(self.cosine(f)).to(f.dtype)
 
     def affinity(self, levels: Sequence[Tensor] | Tensor) -> Tensor:
-        """The softmax-normalised level affinity, shape (B, N, N) (ignores ``fixed_affinity``)."""
-        f = self._stack(levels).flatten(2)
-        return (torch.bmm(f, f.transpose(1, 2)) / f.shape[-1]).softmax(dim=-1)
+        """The level affinity ``softmax(τ·cos)``, shape (B, N, N) (ignores ``fixed_affinity``).
 
-    def fold_projection(self, gram: Tensor, numel: int) -> Tensor:
-        """The 1×1 projection with the layer attention folded in, from the levels' Gram matrix.
-
-        ``proj(F + scale · A F) = (W (I + scale · A)) F``: with ``gram = F Fᵀ`` (B, N, N)
-        and ``numel = C·H·W`` this returns the per-sample weights ``W (I + scale · A)`` as
-        (B, C_out, N, C), so the fused output is ``Σ_m W'[:, :, m] F_m + bias`` and the
-        (B, N, C·H·W) tensor ``A F`` is never formed (inference fast path of NaLSuper).
+        Without layer attention this is the identity (each level keeps itself).
         """
-        attn = self._affinity_from_gram(gram, numel)
-        eye = torch.eye(self.num_levels, dtype=attn.dtype, device=attn.device)
-        mix = eye + self.scale.to(attn.dtype) * attn  # (B, N, N): fused_n = Σ_m mix[n, m] F_m
-        weight = self.proj.weight.view(self.dim, self.num_levels, self.dim).to(attn.dtype)
+        f = self._stack(levels).flatten(2)
+        if self.log_temperature is None:
+            return torch.eye(self.num_levels, device=f.device).expand(f.shape[0], -1, -1)
+        cosine = self.cosine(f)
+        return (cosine * self.log_temperature.to(cosine.dtype).exp()).softmax(dim=-1)
+
+    def fold_projection(self, cosine: Tensor) -> Tensor:
+        """The 1×1 projection with the layer attention folded in, from the levels' cosine.
+
+        ``proj(F + scale · A F) = (W (I + scale · A)) F``: with ``cosine`` (B, N, N) this
+        returns the per-sample weights ``W (I + scale · A)`` as (B, C_out, N, C) in ``cosine``'s dtype,
+        so the fused output is ``Σ_m W'[:, :, m] F_m + bias`` and the (B, N, C·H·W) tensor
+        ``A F`` is never formed (inference fast path of NaLSuper).
+        """
+        b = cosine.shape[0]
+        eye = torch.eye(self.num_levels, dtype=cosine.dtype, device=cosine.device)
+        if self.scale is None:
+            mix = eye.expand(b, -1, -1)
+        else:
+            attn = self.affinity_from_cosine(cosine)
+            mix = eye + self.scale.to(cosine.dtype) * attn  # (B, N, N): fused_n = Σ_m mix[n, m] F_m
+        weight = self.proj.weight.view(self.dim, self.num_levels, self.dim).to(cosine.dtype)
         return torch.einsum("onc,bnm->bomc", weight, mix)
 
     def forward(self, levels: Sequence[Tensor] | Tensor) -> Tensor:
         stacked = self._stack(levels)
         b, n, c, h, w = stacked.shape
+        if self.scale is None:
+            return self.proj(stacked.reshape(b, n * c, h, w))
         f = stacked.reshape(b, n, c * h * w)
         attn = self._affinity(f)
-        fused = f + self.scale * torch.bmm(attn, f)
+        fused = f + self.scale.to(f.dtype) * torch.bmm(attn.to(f.dtype), f)
         return self.proj(fused.view(b, n * c, h, w))
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, num_levels={self.num_levels}"
+        return (
+            f"dim={self.dim}, num_levels={self.num_levels}, "
+            f"layer_attention={self.layer_attention}"
+        )

@@ -41,14 +41,15 @@ class IFA(nn.Module):
     def __init__(
         self,
         dim: int,
+        *,
         reduction: int = 8,
         num_levels: int | None = None,
         act_layer: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
         self.dim = dim
-        self.channel_attn = ChannelAttention(dim, reduction, act_layer)
-        self.pixel_attn = PixelAttention(dim, reduction, act_layer)
+        self.channel_attn = ChannelAttention(dim, reduction=reduction, act_layer=act_layer)
+        self.pixel_attn = PixelAttention(dim, reduction=reduction, act_layer=act_layer)
         self.fusion = CrossLayerAttention(dim, num_levels) if num_levels is not None else None
 
     def attend_(self, y: Tensor) -> Tensor:

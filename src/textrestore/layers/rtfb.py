@@ -45,6 +45,7 @@ class RTFB(nn.Module):
         self,
         dim: int,
         text_dim: int,
+        *,
         num_heads: int = 4,
         reduction: int = 8,
         act_layer: type[nn.Module] = nn.ReLU,
@@ -57,8 +58,8 @@ class RTFB(nn.Module):
         self.conv1 = nn.Conv2d(dim, dim, 3, padding=1)
         self.act = act_layer()
         self.conv2 = nn.Conv2d(dim, dim, 3, padding=1)
-        self.tcm = TCM(dim, text_dim, num_heads, init_values=init_values) if use_tcm else None
-        self.ifa = IFA(dim, reduction, act_layer=act_layer) if use_ifa else None
+        self.tcm = TCM(dim, text_dim, num_heads=num_heads, init_values=init_values) if use_tcm else None
+        self.ifa = IFA(dim, reduction=reduction, act_layer=act_layer) if use_ifa else None
 
     def forward_inference(
         self, x: Tensor, tokens: Tensor | None, mask: Tensor | None, out: Tensor | None = None

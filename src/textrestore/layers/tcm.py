@@ -15,6 +15,7 @@ and :math:`\\gamma` a learnable per-channel scale (LayerScale).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -112,7 +113,8 @@ class TCM(nn.Module):
         dim: image feature channels C (the query width).
         text_dim: text token width D.
         num_heads: attention heads; ``dim`` must be divisible by it.
-        qkv_bias: bias in the q, k, v projections.
+        qkv_bias: bias in the q and v projections (the key projection has none: a key bias
+            shifts every logit of a query equally, which softmax ignores).
         init_values: initial LayerScale γ of the residual update; ``None`` for γ = 1 fixed.
         norm_layer: normalisation applied to image tokens (over C) and text tokens (over D).
         fused_attn: use ``scaled_dot_product_attention`` (and, without autograd, the
@@ -136,6 +138,7 @@ class TCM(nn.Module):
         self,
         dim: int,
         text_dim: int,
+        *,
         num_heads: int = 4,
         qkv_bias: bool = True,
         init_values: float | None = 0.1,
@@ -155,13 +158,21 @@ class TCM(nn.Module):
         self.norm = norm_layer(dim)
         self.text_norm = norm_layer(text_dim)
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.k = nn.Linear(text_dim, dim, bias=qkv_bias)
+        # No key bias: softmax is shift-invariant per query, so q·b_k adds the same logit to
+        # every text token and the bias would get no gradient.
+        self.k = nn.Linear(text_dim, dim, bias=False)
         self.v = nn.Linear(text_dim, dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         if init_values is None:
             self.register_parameter("gamma", None)
         else:
             self.gamma = nn.Parameter(torch.full((dim,), float(init_values)))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # Checkpoints from before the key bias was dropped carry ``k.bias``: it never changed
+        # the output (shift-invariant softmax), so it is ignored.
+        state_dict.pop(prefix + "k.bias", None)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def _heads(self, t: Tensor) -> Tensor:
         b, n, _ = t.shape

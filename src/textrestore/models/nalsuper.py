@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from .._checks import check_image_batch, is_tracing
 from ..layers import RTFB, CrossLayerAttention
+from ..layers.attention import cosine_from_gram
 from ..text import PromptBank, TextEmbedding, as_text_embedding
 from .registry import register_model
 
@@ -39,8 +40,13 @@ class NaLSuper(nn.Module):
         act_layer: activation used throughout.
         init_values: initial LayerScale of the TCM updates.
         use_tcm: ``False`` builds the text-free "Base" model of the paper's ablation.
-        use_ifa: ``False`` drops channel/pixel attention and the cross-layer fusion
-            (the tail then reads the last block only).
+        use_ifa: ``False`` drops the channel and pixel attention inside every RTFB
+            (nothing else).
+        use_fusion: ``False`` drops the cross-layer fusion of the block outputs: the tail
+            then reads the last block only (no level concatenation).
+        layer_attention: ``False`` keeps the level concatenation + 1×1 conv but drops the
+            cosine affinity between levels (see :class:`~textrestore.layers.CrossLayerAttention`).
+        fusion_temperature: initial temperature of the cross-layer affinity.
         default_prompt: the prompt used when ``text`` is None.
         channels_last: run the body in channels_last memory format (faster convs on CPU).
         text_encoder: name of the text encoder the preset was designed for (metadata,
@@ -62,6 +68,7 @@ class NaLSuper(nn.Module):
     def __init__(
         self,
         in_chans: int = 3,
+        *,
         dim: int = 64,
         depth: int = 15,
         num_heads: int = 4,
@@ -71,6 +78,9 @@ class NaLSuper(nn.Module):
         init_values: float | None = 0.1,
         use_tcm: bool = True,
         use_ifa: bool = True,
+        use_fusion: bool = True,
+        layer_attention: bool = True,
+        fusion_temperature: float = 10.0,
         default_prompt: str = "normal light image",
         channels_last: bool = True,
         text_encoder: str | None = None,
@@ -85,15 +95,26 @@ class NaLSuper(nn.Module):
         self.config: dict[str, Any] = {
             "in_chans": in_chans, "dim": dim, "depth": depth, "num_heads": num_heads,
             "text_dim": text_dim, "reduction": reduction, "init_values": init_values,
-            "use_tcm": use_tcm, "use_ifa": use_ifa, "default_prompt": default_prompt,
+            "use_tcm": use_tcm, "use_ifa": use_ifa, "use_fusion": use_fusion,
+            "layer_attention": layer_attention, "fusion_temperature": fusion_temperature,
+            "default_prompt": default_prompt, "channels_last": channels_last,
             "text_encoder": text_encoder,
         }  # fmt: skip
         self.stem = nn.Conv2d(in_chans, dim, 3, padding=1)
         self.blocks = nn.ModuleList(
-            RTFB(dim, text_dim, num_heads, reduction, act_layer, init_values, use_tcm, use_ifa)
+            RTFB(
+                dim, text_dim, num_heads=num_heads, reduction=reduction, act_layer=act_layer,
+                init_values=init_values, use_tcm=use_tcm, use_ifa=use_ifa,
+            )
             for _ in range(depth)
+        )  # fmt: skip
+        self.fusion = (
+            CrossLayerAttention(
+                dim, depth, temperature=fusion_temperature, layer_attention=layer_attention
+            )
+            if use_fusion
+            else None
         )
-        self.fusion = CrossLayerAttention(dim, depth) if use_ifa else None
         self.tail = nn.Conv2d(dim, in_chans, 3, padding=1)
         self.prompt_bank = PromptBank(text_dim, default_prompt=default_prompt)
 
@@ -211,15 +232,12 @@ class NaLSuper(nn.Module):
             out = slots[i] if i < n - 1 else None
             x = block.forward_inference(x, tokens, mask, out=out)  # type: ignore[operator]
         last = (x.permute(0, 2, 3, 1) if cl else x).reshape(b, k)
-        gram = x.new_empty(b, n, n)
-        for j in range(b):
-            stored = buf[:, j].reshape(n - 1, k)  # a view: rows strided by b·k
-            gram[j, : n - 1, : n - 1] = stored @ stored.T
-            cross = stored @ last[j]
-            gram[j, : n - 1, n - 1] = cross
-            gram[j, n - 1, : n - 1] = cross
-            gram[j, n - 1, n - 1] = last[j] @ last[j]
-        weights = self.fusion.fold_projection(gram, k).to(x.dtype)  # (B, C_out, N, C)
+        cosine = (
+            _level_cosine(buf, last, n, b, k)
+            if self.fusion.layer_attention and self.fusion.fixed_affinity is None
+            else x.new_zeros(b, n, n, dtype=torch.float32)
+        )
+        weights = self.fusion.fold_projection(cosine).to(x.dtype)
         proj_bias = self.fusion.proj.bias
         bias = x.new_zeros(c) if proj_bias is None else proj_bias.to(x.dtype)
         if cl:
@@ -246,6 +264,31 @@ class NaLSuper(nn.Module):
         levels = self.forward_features(image, text)
         fused = self.fusion(levels) if self.fusion is not None else levels[-1]
         return (image + self.tail(fused)).contiguous()
+
+
+def _level_cosine(buf: Tensor, last: Tensor, n: int, b: int, k: int) -> Tensor:
+    """Cosine similarity (B, N, N) of the N levels: ``n - 1`` in ``buf`` and ``last`` (B, K).
+
+    The Gram matrix is accumulated in float32 over column chunks (a float16 feature map's
+    sum of squares overflows float16), then divided by the levels' norms.
+    """
+    gram = torch.zeros(b, n, n, dtype=torch.float32, device=last.device)
+    chunk = k if last.dtype == torch.float32 else 1 << 18
+    with torch.autocast(last.device.type, enabled=False):
+        for j in range(b):
+            stored = buf[:, j].reshape(n - 1, k)  # a view: rows strided by b·k
+            for start in range(0, k, chunk):
+                # fp32: views, no copy; other dtypes: one float32 chunk at a time.
+                s_c = stored[:, start : start + chunk].float()
+                l_c = last[j, start : start + chunk].float()
+                gram[j, : n - 1, : n - 1].addmm_(s_c, s_c.T)
+                cross = s_c @ l_c
+                gram[j, : n - 1, n - 1] += cross
+                gram[j, n - 1, : n - 1] += cross
+                gram[j, n - 1, n - 1] += l_c @ l_c
+    norms = gram.diagonal(dim1=1, dim2=2).clamp_min(0).sqrt()
+    unit = gram / (norms[:, :, None] * norms[:, None, :]).clamp_min(1e-12)
+    return cosine_from_gram(unit, norms)
 
 
 def _has_forward_hooks(module: nn.Module) -> bool:
