@@ -22,7 +22,7 @@ from .transforms import PairedTransform
 __all__ = ["build_dataset", "DATASET_KINDS"]
 
 #: Kinds :func:`build_dataset` knows: the folder layouts and ``synthetic``.
-DATASET_KINDS: tuple[str, ...] = (*LAYOUTS, "synthetic")
+DATASET_KINDS: tuple[str, ...] = (*LAYOUTS, "synthetic", "photos")
 
 
 def build_dataset(
@@ -45,8 +45,10 @@ def build_dataset(
 
     Args:
         kind: ``lol_v1``, ``lol_v2_real``, ``lol_v2_synthetic``, ``generic`` (a
-            :class:`PairedImageFolder` layout at ``root``) or ``synthetic``
-            (:class:`SyntheticLowLight`).
+            :class:`PairedImageFolder` layout at ``root``), ``synthetic``
+            (:class:`SyntheticLowLight`) or ``photos`` (language-labelled pairs from the
+            photo corpus, :class:`~textrestore.data.language.LanguageLowLight`; ``root``
+            adds a user folder of normally exposed photos to the training split).
         root: dataset root; for ``synthetic`` an optional folder of normal-light images
             (None: the offline ``skimage.data`` photos of :func:`skimage_photos`).
         split: ``"train"``, or ``"test"``/``"val"`` (held out: the layout's test folders;
@@ -75,6 +77,21 @@ def build_dataset(
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     train = split == "train"
+    if kind == "photos":
+        from .corpus import corpus_photos
+        from .language import LanguageLowLight
+
+        side = crop if crop is not None else 128
+        photos = corpus_photos(
+            "train" if train else "val", size=size, extra=[root] if root and train else ()
+        )
+        if train:
+            return LanguageLowLight(photos, length=length or 1000, crop=side, seed=seed, prompt=prompt)
+        return LanguageLowLight(
+            photos, length=length or 4 * len(photos), crop=side, seed=seed,
+            prompt=prompt or "normal light image", augment=False, center=True,
+            vary_with_epoch=False,
+        )  # fmt: skip
     if kind == "synthetic":
         if prompts_file is not None:
             raise ValueError(

@@ -11,15 +11,13 @@ from torch import Tensor, nn
 from .._checks import check_image_batch, is_tracing
 from ..layers import RTFB, CrossLayerAttention
 from ..layers.attention import cosine_from_gram
-from ..text import PromptBank, TextEmbedding, as_text_embedding
+from ..text import PromptBank
+from .base import TextGuidedModel, TextInput
 from .registry import register_model
 
 __all__ = ["NaLSuper", "nalsuper", "nalsuper_s", "nalsuper_t"]
 
-TextInput = str | Sequence[str] | Tensor | TextEmbedding | None
-
-
-class NaLSuper(nn.Module):
+class NaLSuper(TextGuidedModel):
     """Text-guided low-light enhancer.
 
     ``image → 3×3 conv stem → depth × RTFB(TCM, IFA) → cross-layer fusion of every
@@ -117,53 +115,6 @@ class NaLSuper(nn.Module):
         )
         self.tail = nn.Conv2d(dim, in_chans, 3, padding=1)
         self.prompt_bank = PromptBank(text_dim, default_prompt=default_prompt)
-
-    # -- text ---------------------------------------------------------------------------
-    def set_text_encoder(self, encoder: Any) -> NaLSuper:
-        """Attach a text encoder used to embed prompts not yet in the prompt bank."""
-        if encoder is not None and getattr(encoder, "dim", self.text_dim) != self.text_dim:
-            raise ValueError(
-                f"NaLSuper.set_text_encoder: the encoder's width {encoder.dim} does not match "
-                f"the model's text_dim={self.text_dim}; build the model with "
-                f"text_dim={encoder.dim}"
-            )
-        self.prompt_bank.attach_encoder(encoder)
-        return self
-
-    def embed_text(self, text: TextInput, batch: int) -> TextEmbedding:
-        """Resolve ``text`` (see the class docstring) to a TextEmbedding of ``batch`` rows."""
-        if text is None:
-            text = self.prompt_bank.default_prompt
-        if isinstance(text, str):
-            emb = self.prompt_bank([text])
-        elif isinstance(text, (Tensor, TextEmbedding)):
-            emb = as_text_embedding(text)
-        elif isinstance(text, Sequence):
-            prompts = list(text)
-            if not prompts:
-                raise ValueError("NaLSuper: text is an empty list; give one prompt per image")
-            if not all(isinstance(p, str) for p in prompts):
-                raise TypeError("NaLSuper: a text list must hold only str prompts")
-            if len(prompts) not in (1, batch):
-                raise ValueError(
-                    f"NaLSuper: got {len(prompts)} prompts for {batch} images; give 1 or {batch}"
-                )
-            emb = self.prompt_bank(prompts)
-        else:
-            raise TypeError(
-                "NaLSuper: text must be None, a str, a list of str, a tensor or a TextEmbedding, "
-                f"got {type(text).__name__}"
-            )
-        if emb.dim != self.text_dim:
-            raise ValueError(
-                f"NaLSuper: expected text of width D={self.text_dim} in (B, L, {self.text_dim}), "
-                f"got shape {tuple(emb.tokens.shape)}"
-            )
-        if emb.batch_size not in (1, batch):
-            raise ValueError(
-                f"NaLSuper: batch of {emb.batch_size} text entries does not match {batch} images"
-            )
-        return emb.expand(batch)
 
     # -- forward ------------------------------------------------------------------------
     def _prepare(
@@ -301,9 +252,13 @@ def _has_forward_hooks(module: nn.Module) -> bool:
 
 
 def _build(
-    preset: dict[str, Any], pretrained: bool, name: str, overrides: dict[str, Any]
-) -> NaLSuper:
-    model = NaLSuper(**{**preset, **overrides})
+    preset: dict[str, Any],
+    pretrained: bool,
+    name: str,
+    overrides: dict[str, Any],
+    cls: type[nn.Module] | None = None,
+) -> Any:
+    model = (cls or NaLSuper)(**{**preset, **overrides})
     if pretrained:
         from .pretrained import load_pretrained
 

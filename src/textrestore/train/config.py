@@ -29,7 +29,9 @@ __all__ = ["TrainConfig", "DataConfig", "parse_overrides", "apply_overrides", "A
 #: Valid values of :attr:`TrainConfig.amp`.
 AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
 #: Dataset kinds understood by :func:`textrestore.data.build_dataset`.
-DATA_KINDS: tuple[str, ...] = ("lol_v1", "lol_v2_real", "lol_v2_synthetic", "generic", "synthetic")
+DATA_KINDS: tuple[str, ...] = (
+    "lol_v1", "lol_v2_real", "lol_v2_synthetic", "generic", "synthetic", "photos",
+)  # fmt: skip
 
 
 @dataclass
