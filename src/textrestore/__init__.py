@@ -21,7 +21,7 @@ from .layers import (
     CrossLayerAttention,
     PixelAttention,
 )
-from .models import NaLSuper, create_model, list_models, register_model
+from .models import NaLSuper, create_model, from_pretrained, list_models, register_model
 from .text import TextEmbedding
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "CrossLayerAttention",
     "NaLSuper",
     "create_model",
+    "from_pretrained",
     "list_models",
     "register_model",
     "TextEmbedding",

@@ -1,6 +1,7 @@
 """Model registry and the NaLSuper presets."""
 
 from .base import TextGuidedModel
+from .hub import HubUnavailableError, convert_checkpoint, from_pretrained
 from .multiscale import MultiScaleNaLSuper, RTFBStage, nalsuper_ms
 from .nalsuper import NaLSuper, nalsuper, nalsuper_s, nalsuper_t
 from .pretrained import list_pretrained, load_pretrained, load_weights, model_from_checkpoint
@@ -23,4 +24,7 @@ __all__ = [
     "load_pretrained",
     "load_weights",
     "model_from_checkpoint",
+    "from_pretrained",
+    "convert_checkpoint",
+    "HubUnavailableError",
 ]
