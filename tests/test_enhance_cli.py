@@ -69,7 +69,7 @@ def test_explicit_files_ext_and_tiles(tmp_path, tiny_weights, capsys):
                  "--weights", tiny_weights, "--ext", "jpg", "--tile", "16", "--overlap", "4",
                  "--device", "cpu", "-q"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.jpg"]
+    assert sorted(p.name for p in out.iterdir()) == [".textrestore-enhance.jsonl", "a.jpg", "b.jpg"]
     # a non-image given explicitly is a failure; a missing path too
     code = main(["enhance", str(src / "notes.txt"), str(src / "nope.png"), "-o", str(out),
                  "--weights", tiny_weights, "-q"])  # fmt: skip

@@ -154,12 +154,15 @@ def test_padding_hook():
 
 def test_auto_tile(tiny):
     budget = 16 << 20  # 16 MiB
-    tile = auto_tile_size(tiny, 600, 400, budget, batch=2, overlap=16)
+    tile = auto_tile_size(tiny, 600, 400, budget, batch=2, overlap=16, min_tile=16)
     assert tile is not None and tile < 400
-    from textrestore.inference import bytes_per_pixel
+    from textrestore.inference import MIN_AUTO_TILE, bytes_per_pixel
 
     assert 2 * tile * tile * bytes_per_pixel(tiny) <= budget
     assert auto_tile_size(tiny, 64, 64, budget) is None
+    # the automatic tile never collapses: a tiny budget still gets >= 256-px tiles
+    assert auto_tile_size(tiny, 6000, 8000, 1 << 20, batch=4) == MIN_AUTO_TILE
+    assert auto_tile_size(tiny, 6000, 8000, 1 << 20, overlap=96) == 384
     x = torch.rand(1, 3, 600, 400)
     out = enhance(x, model=tiny, tile="auto", memory_budget=budget, overlap=16, device="cpu")
     assert out.shape == x.shape

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +23,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "textrestore.commands.enhance",
     "textrestore.models.cli",
     "textrestore.commands.export",
+    "textrestore.commands.quality",
     "textrestore.train.cli",
 )
 
@@ -39,14 +41,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Errors that a user's file or option causes: one line and exit code 2, no traceback
+#: (set ``TEXTRESTORE_DEBUG=1`` to see it). Anything else is a bug and keeps its traceback.
+_USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, ImportError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
+    """Run the command line; returns the process exit code.
+
+    A subcommand reports its own errors; what escapes it as a user error (a bad option
+    value, file or config) is printed as one line with exit code 2, and Ctrl-C prints one
+    line with exit code 130.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    return int(args.func(args))
+    name = f"{parser.prog} {args.command}"
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except _USER_ERRORS as err:
+        if os.environ.get("TEXTRESTORE_DEBUG"):
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"{name}: {message}", file=sys.stderr)
+        return 2
 
 
 def console() -> int:

@@ -3,7 +3,8 @@
 :func:`enhance` takes a path, a PIL image, a NumPy array or a tensor and returns the
 same kind. Large images are processed in overlapping tiles whose outputs are blended
 with a raised-cosine window (no visible seams); ``tile="auto"`` chooses the tile size
-from a memory budget.
+from a memory budget; by default (``tile=None``) the call chooses whole-image or tiled
+inference itself from the image size, the model and the free memory.
 
 Example:
     >>> import numpy as np
@@ -37,7 +38,9 @@ __all__ = [
     "tile_window",
     "auto_tile_size",
     "bytes_per_pixel",
+    "BadValuesWarning",
     "DEFAULT_MODEL",
+    "MIN_AUTO_TILE",
 ]
 
 #: The preset whose shipped weights ``enhance(model=None)`` uses.
@@ -175,26 +178,71 @@ def tile_window(size: int, overlap: int) -> Tensor:
     return w.float()
 
 
+def _multiscale_values(model: nn.Module) -> float | None:
+    """Activation values per input pixel of a multi-scale model (``widths`` + depths).
+
+    Scale ``s`` (``1/4^s`` of the pixels) holds its stage's levels, the stage input, the
+    conv body and the fused output, ``(depth_s + 3)·w_s`` values, plus the encoder's skip
+    (``w_s``) that waits for the decoder. ``nalsuper_ms`` (16/32/64/96): 151.5 values,
+    606 B/px in fp32; measured peak RSS of a no-grad forward: 565 B/px at 512×768,
+    465 B/px at 1024×1536.
+    """
+    widths = getattr(model, "widths", None)
+    cfg = getattr(model, "config", None)
+    if not isinstance(widths, (list, tuple)) or not widths or not isinstance(cfg, dict):
+        return None
+    enc: Any = cfg.get("enc_depths")
+    mid: Any = cfg.get("mid_depth")
+    dec: Any = cfg.get("dec_depths")
+    n = len(widths)
+    try:
+        total = 0.0
+        for s, w in enumerate(widths):
+            if s < n - 1:
+                depth, skip = max(int(enc[s]), int(dec[n - 2 - s])), int(w)
+            else:
+                depth, skip = int(mid), 0
+            total += (int(w) * (depth + 3) + skip) / 4**s
+    except (TypeError, IndexError, ValueError):
+        return None
+    return total
+
+
 def bytes_per_pixel(model: nn.Module, dtype: torch.dtype = torch.float32) -> int:
     """Estimated peak activation memory per pixel of one no-grad forward.
 
     For NaLSuper's inference fast path: every block's output is kept for the cross-layer
     fusion in one level buffer, plus the block input, the conv body's buffer and the
     fused output, ``(depth + 3)·C`` values per pixel (measured: 4.4 KB/px for
-    ``nalsuper`` in fp32 at 400×600, estimate 4.6 KB/px). Other models: 1024 values per
+    ``nalsuper`` in fp32 at 400×600, estimate 4.6 KB/px). For a multi-scale model
+    (``widths`` at 1, 1/2, 1/4, ... resolution, e.g. ``nalsuper_ms``) the same count per
+    scale, weighted by the scale's share of the pixels (see ``_multiscale_values``;
+    ``nalsuper_ms``: 606 B/px, measured 465-565 B/px). Other models: 1024 values per
     pixel (a conservative guess).
     """
     item = torch.empty(0, dtype=dtype).element_size()
     dim, depth = getattr(model, "dim", None), getattr(model, "depth", None)
     if isinstance(dim, int) and isinstance(depth, int):
         return (depth + 3) * dim * item
+    values = _multiscale_values(model)
+    if values is not None:
+        return math.ceil(values * item)
     return 1024 * item
 
 
 #: Float32 values per image pixel that a tiled call holds besides the model's activations:
-#: the input (3), the blended sum (3) and its weight (1), their quotient (3) and the
-#: concatenated batch output (3).
-_IMAGE_BUFFER_FLOATS = 13
+#: the float input (3), the blended sum (3, divided in place) and its weight (1), and the
+#: caller's 8-bit array (under 1).
+_IMAGE_BUFFER_FLOATS = 8
+
+#: The automatic tile size never goes below this (at the default 32-px overlap a 256-px
+#: tile computes (256/224)² = 1.31x the pixels): a tight budget runs fewer tiles per
+#: forward instead of smaller tiles.
+MIN_AUTO_TILE = 256
+
+#: Activation budget of the automatic choice on CPU when none is given (bytes); never more
+#: than half the memory the system reports available.
+_DEFAULT_CPU_ACTIVATIONS = 1536 * 1024**2
 
 
 def _resident_bytes() -> int:
@@ -207,11 +255,37 @@ def _resident_bytes() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def _default_budget(device: torch.device) -> int:
+def _available_bytes() -> int | None:
+    """Memory the system can give without swapping (Linux ``MemAvailable``), else None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _activation_budget(device: torch.device, memory_budget: int | None, image_bytes: int) -> int:
+    """Bytes the model's activations may use for one image of ``image_bytes`` buffers.
+
+    An explicit ``memory_budget`` on CPU bounds the process: what it already holds and the
+    image-sized buffers count against it. Without one, on CPU: 1.5 GiB, but at most half
+    of what the system has available after the image buffers; on CUDA: half the free
+    memory (or ``memory_budget``).
+    """
     if device.type == "cuda":
+        if memory_budget is not None:
+            return memory_budget
         free, _ = torch.cuda.mem_get_info(device)
         return int(free * 0.5)
-    return 2 * 1024**3
+    if memory_budget is not None:
+        return max(memory_budget - _resident_bytes() - image_bytes, 1)
+    available = _available_bytes()
+    if available is None:
+        return _DEFAULT_CPU_ACTIVATIONS
+    return max(min(_DEFAULT_CPU_ACTIVATIONS, (available - image_bytes) // 2), 64 * 1024**2)
 
 
 def auto_tile_size(
@@ -223,19 +297,24 @@ def auto_tile_size(
     overlap: int = 32,
     dtype: torch.dtype = torch.float32,
     multiple: int = 8,
+    min_tile: int = MIN_AUTO_TILE,
 ) -> int | None:
-    """Tile size for ``tile="auto"``: ``None`` if the whole image fits in ``budget`` bytes.
+    """Tile size for the automatic choice: ``None`` if the whole image fits in ``budget``.
 
     Otherwise the largest multiple of ``multiple`` such that ``batch`` tiles of
-    ``tile × tile`` fit in the budget (never below ``2·overlap + multiple`` nor 16).
+    ``tile × tile`` fit in the budget, but never below ``min_tile`` (default 256) nor
+    ``4·overlap``: small tiles spend most of their work on the overlap, so a tight
+    budget runs fewer tiles per forward instead (see :func:`enhance`).
 
     Example:
         >>> from textrestore import create_model
         >>> m = create_model("nalsuper_t")
         >>> auto_tile_size(m, 64, 64, budget=1 << 30) is None
         True
-        >>> auto_tile_size(m, 2000, 3000, budget=64 << 20, batch=4, overlap=16)
+        >>> auto_tile_size(m, 2000, 3000, budget=64 << 20, batch=4, overlap=16, min_tile=16)
         208
+        >>> auto_tile_size(m, 2000, 3000, budget=64 << 20, batch=4, overlap=16)
+        256
     """
     if budget <= 0:
         raise ValueError(f"auto_tile_size: budget must be > 0 bytes, got {budget}")
@@ -244,7 +323,19 @@ def auto_tile_size(
         return None
     side = int(math.sqrt(budget / (bpp * max(1, batch))))
     side = side // multiple * multiple
-    return max(side, 2 * overlap + multiple, 16)
+    floor = max(min_tile, 4 * overlap, 2 * overlap + multiple, 16)
+    return max(side, floor)
+
+
+def _auto_plan(
+    model: nn.Module, h: int, w: int, budget: int, tile_batch: int, overlap: int
+) -> tuple[int | None, int]:
+    """(tile or None for the whole image, tiles per forward) for the automatic choice."""
+    tile = auto_tile_size(model, h, w, budget, tile_batch, overlap)
+    if tile is None:
+        return None, tile_batch
+    per_tile = min(tile, h) * min(tile, w) * bytes_per_pixel(model)
+    return tile, max(1, min(tile_batch, budget // max(per_tile, 1)))
 
 
 # -- global context for tiles ----------------------------------------------------------
@@ -311,16 +402,40 @@ class _GlobalContext:
 
 
 # -- the core --------------------------------------------------------------------------
+#: Float inputs further than this outside [0, 1] are an error (an 8-bit image passed as
+#: floats, a wrong normalisation); values closer to the range go to the model as they are.
+FLOAT_RANGE_SLACK = 0.1
+
+_BAD_VALUES = ("raise", "repair")
+
+
+class BadValuesWarning(UserWarning):
+    """``enhance(..., bad_values="repair")`` replaced NaN/Inf values or clipped the range."""
+
+
 def _resolve_device(device: str | torch.device) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if not isinstance(device, str):
+    """``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a device; ValueError if absent."""
+    if not isinstance(device, (str, torch.device)):
         raise TypeError(f"enhance: device must be a str or torch.device, got {type(device)}")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("enhance: device='cuda' requested but CUDA is not available")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"enhance: unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"enhance: device {str(device)!r} requested but CUDA is not available "
+                "(use --device cpu or auto)"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"enhance: device {str(device)!r} requested but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist"
+            )
     return dev
 
 
@@ -357,6 +472,19 @@ def _iter_batches(items: list[tuple[int, int]], n: int) -> Iterator[list[tuple[i
         yield items[i : i + n]
 
 
+def _progress_bar(total: int, progress: bool | None) -> Any:
+    """A tqdm bar over ``total`` tiles on stderr: shown after 2 s (``None``: on a terminal)."""
+    import sys
+
+    from tqdm import tqdm
+
+    disable = None if progress is None else not progress
+    return tqdm(
+        total=total, desc="tiles", unit="tile", delay=2.0, leave=False, file=sys.stderr,
+        disable=disable,
+    )  # fmt: skip
+
+
 def _run_tiled(
     model: nn.Module,
     x: Tensor,
@@ -366,6 +494,7 @@ def _run_tiled(
     tile_batch: int,
     amp_ctx: Any,
     context: bool = True,
+    progress: bool | None = None,
 ) -> Tensor:
     _, c, h, w = x.shape
     th, tw = min(tile, h), min(tile, w)
@@ -374,31 +503,34 @@ def _run_tiled(
     wx = tile_window(tw, overlap if len(xs) > 1 else 0).to(x.device)
     weight = (wy[:, None] * wx[None, :])[None, None]
     ctx = _GlobalContext(model) if context else None
+    coords = [(y, xx) for y in ys for xx in xs]
     outs = []
-    for img in x:
-        use: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-        if ctx:
-            # context pass: the image at most as large as one batch of tiles
-            scale = min(1.0, math.sqrt(tile_batch * th * tw / (h * w)))
-            small = img[None]
-            if scale < 1.0:
-                size = (max(1, round(h * scale)), max(1, round(w * scale)))
-                small = F.interpolate(small, size=size, mode="bilinear", antialias=True)
-            with ctx.record():
-                _forward(model, small, prompt, amp_ctx)
-            use = ctx.apply()
-        acc = torch.zeros(1, c, h, w, device=x.device)
-        norm = torch.zeros(1, 1, h, w, device=x.device)
-        coords = [(y, xx) for y in ys for xx in xs]
-        with use:
-            for batch in _iter_batches(coords, tile_batch):
-                tiles = torch.stack([img[:, y : y + th, xx : xx + tw] for y, xx in batch])
-                res = _forward(model, tiles, prompt, amp_ctx)
-                for (y, xx), r in zip(batch, res):
-                    acc[..., y : y + th, xx : xx + tw] += r * weight
-                    norm[..., y : y + th, xx : xx + tw] += weight
-        outs.append(acc / norm)
-    return torch.cat(outs)
+    with _progress_bar(len(coords) * x.shape[0], progress) as bar:
+        for img in x:
+            use: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+            if ctx:
+                # context pass: the image at most as large as one batch of tiles
+                scale = min(1.0, math.sqrt(tile_batch * th * tw / (h * w)))
+                small = img[None]
+                if scale < 1.0:
+                    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+                    small = F.interpolate(small, size=size, mode="bilinear", antialias=True)
+                with ctx.record():
+                    _forward(model, small, prompt, amp_ctx)
+                use = ctx.apply()
+            acc = torch.zeros(1, c, h, w, device=x.device)
+            norm = torch.zeros(1, 1, h, w, device=x.device)
+            with use:
+                for batch in _iter_batches(coords, tile_batch):
+                    tiles = torch.stack([img[:, y : y + th, xx : xx + tw] for y, xx in batch])
+                    res = _forward(model, tiles, prompt, amp_ctx)
+                    for (y, xx), r in zip(batch, res):
+                        acc[..., y : y + th, xx : xx + tw] += r * weight
+                        norm[..., y : y + th, xx : xx + tw] += weight
+                    bar.update(len(batch))
+            outs.append(acc.div_(norm))
+            del norm
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
 @torch.no_grad()
@@ -413,37 +545,96 @@ def _enhance_tensor(
     tile_batch: int,
     memory_budget: int | None,
     context: bool = True,
+    progress: bool | None = None,
 ) -> Tensor:
     """(B, 3, H, W) float in [0, 1] → (B, 3, H, W) float32 in [0, 1] on ``device``."""
     x = x.to(device=device, dtype=torch.float32)
     h, w = x.shape[-2:]
-    if tile == "auto":
-        budget = memory_budget if memory_budget is not None else _default_budget(device)
-        if device.type == "cpu":  # the budget bounds the process: what it holds counts
-            budget -= _resident_bytes() + _IMAGE_BUFFER_FLOATS * 4 * x.shape[0] * h * w
-        tile = auto_tile_size(model, h, w, max(budget, 1), tile_batch, overlap)
-    tile = cast("int | None", tile)  # "auto" resolved above; the rest checked in enhance()
+    if tile is None or tile == "auto":
+        image_bytes = _IMAGE_BUFFER_FLOATS * 4 * x.shape[0] * h * w
+        budget = _activation_budget(device, memory_budget, image_bytes)
+        tile, tile_batch = _auto_plan(model, h, w, budget, tile_batch, overlap)
+    elif tile == "whole":
+        tile = None
+    tile = cast("int | None", tile)  # "auto"/"whole" resolved above; the rest checked in enhance()
     amp_ctx = _autocast(device, amp)
     if tile is None or (tile >= h and tile >= w):
         out = _forward(model, x, prompt, amp_ctx)
     else:
-        out = _run_tiled(model, x, prompt, int(tile), overlap, tile_batch, amp_ctx, context)
+        out = _run_tiled(
+            model, x, prompt, int(tile), overlap, tile_batch, amp_ctx, context, progress
+        )
     return out.clamp_(0, 1)
 
 
-def _check_args(tile: object, overlap: object, tile_batch: object) -> None:
+def _check_args(
+    tile: object,
+    overlap: object,
+    tile_batch: object,
+    memory_budget: object = None,
+    bad_values: object = "raise",
+) -> None:
+    """Check ``enhance``'s options (ValueError/TypeError naming the option)."""
     if not (
-        tile is None or tile == "auto" or (isinstance(tile, int) and not isinstance(tile, bool))
+        tile is None
+        or tile in ("auto", "whole")
+        or (isinstance(tile, int) and not isinstance(tile, bool))
     ):
-        raise TypeError(f"enhance: tile must be None, 'auto' or an int, got {tile!r}")
+        raise TypeError(f"enhance: tile must be None, 'auto', 'whole' or an int, got {tile!r}")
     if isinstance(tile, int) and tile < 8:
         raise ValueError(f"enhance: tile must be >= 8 pixels, got {tile}")
-    if not isinstance(overlap, int) or overlap < 0:
+    if not isinstance(overlap, int) or isinstance(overlap, bool) or overlap < 0:
         raise ValueError(f"enhance: overlap must be an int >= 0, got {overlap!r}")
     if isinstance(tile, int) and overlap >= tile:
         raise ValueError(f"enhance: overlap ({overlap}) must be smaller than tile ({tile})")
-    if not isinstance(tile_batch, int) or tile_batch < 1:
+    if not isinstance(tile_batch, int) or isinstance(tile_batch, bool) or tile_batch < 1:
         raise ValueError(f"enhance: tile_batch must be an int >= 1, got {tile_batch!r}")
+    if memory_budget is not None and (
+        not isinstance(memory_budget, int) or isinstance(memory_budget, bool) or memory_budget < 1
+    ):
+        raise ValueError(
+            f"enhance: memory_budget must be a number of bytes > 0, got {memory_budget!r}"
+        )
+    if bad_values not in _BAD_VALUES:
+        raise ValueError(f"enhance: bad_values must be 'raise' or 'repair', got {bad_values!r}")
+
+
+def _check_values(t: Tensor, bad_values: str) -> Tensor:
+    """Name NaN/Inf values and floats far outside [0, 1]; ``"repair"`` fixes and warns.
+
+    Returns ``t`` itself when it is fine, else (``"repair"``) a repaired copy.
+    """
+    import warnings
+
+    if t.numel() == 0:
+        return t
+    fixed: list[str] = []
+    finite = torch.isfinite(t)
+    if not bool(finite.all()):
+        n_bad = int(finite.numel() - int(finite.sum()))
+        if bad_values == "raise":
+            raise ValueError(
+                f"enhance: the image has {n_bad} NaN or infinite value(s) of {t.numel()}; "
+                "fix the input, or pass bad_values='repair' to replace NaN by 0, +Inf by 1 "
+                "and -Inf by 0"
+            )
+        t = torch.nan_to_num(t, nan=0.0, posinf=1.0, neginf=0.0)
+        fixed.append(f"replaced {n_bad} NaN/Inf value(s)")
+    del finite
+    lo, hi = (float(v) for v in torch.aminmax(t))
+    if lo < -FLOAT_RANGE_SLACK or hi > 1.0 + FLOAT_RANGE_SLACK:
+        if bad_values == "raise":
+            hint = " (an 8-bit image as floats? divide by 255)" if hi > 2.0 else ""
+            raise ValueError(
+                f"enhance: float image values span [{lo:.4g}, {hi:.4g}], expected [0, 1]{hint}; "
+                "pass bad_values='repair' to clip them"
+            )
+        n_out = int(((t < 0) | (t > 1)).sum())
+        t = t.clamp(0.0, 1.0)
+        fixed.append(f"clipped {n_out} value(s) outside [0, 1] (they spanned [{lo:.4g}, {hi:.4g}])")
+    if fixed:
+        warnings.warn("enhance: " + "; ".join(fixed), BadValuesWarning, stacklevel=4)
+    return t
 
 
 def _array_to_float(arr: np.ndarray) -> tuple[np.ndarray, str]:
@@ -457,7 +648,7 @@ def _array_to_float(arr: np.ndarray) -> tuple[np.ndarray, str]:
     raise TypeError(f"enhance: expected a uint8, uint16 or float array, got dtype {arr.dtype}")
 
 
-def _enhance_array(arr: np.ndarray, run: Any) -> np.ndarray:
+def _enhance_array(arr: np.ndarray, run: Any, bad_values: str = "raise") -> np.ndarray:
     if arr.ndim == 2:
         arr3 = arr[..., None]
     elif arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
@@ -470,39 +661,54 @@ def _enhance_array(arr: np.ndarray, run: Any) -> np.ndarray:
     if min(arr3.shape[:2]) < 1:
         raise ValueError(f"enhance: image must be at least 1x1, got shape {arr.shape}")
     f, tag = _array_to_float(arr3)
+    if tag == "float":
+        f = _check_values(torch.from_numpy(f), bad_values).numpy()
     c = f.shape[2]
     rgb = np.repeat(f, 3, axis=2) if c == 1 else f[..., :3]
     t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+    del rgb
     out = run(t)[0].permute(1, 2, 0).cpu().numpy()
+    del t
     if c == 1:
         out = out.mean(axis=2, keepdims=True)
     elif c == 4:
-        out = np.concatenate([out, f[..., 3:]], axis=2)
+        out = np.concatenate([out, np.clip(f[..., 3:], 0.0, 1.0)], axis=2)
+    del f
     out = out.reshape(arr.shape)
-    if tag == "u8":
-        return np.round(out * 255.0).astype(np.uint8)
-    if tag == "u16":
-        return np.round(out * 65535.0).astype(np.uint16)
+    if tag in ("u8", "u16"):
+        out *= 255.0 if tag == "u8" else 65535.0  # in place: no second image-sized buffer
+        np.rint(out, out=out)
+        return out.astype(np.uint8 if tag == "u8" else np.uint16)
     return out.astype(arr.dtype)
 
 
-def _enhance_pil(im: Any, run: Any) -> Any:
+def _enhance_pil(im: Any, run: Any, bad_values: str = "raise") -> Any:
+    """PIL modes: RGB, L, RGBA, LA (alpha kept), F (floats in [0, 1]) and 16-bit modes keep
+    their mode; P/PA become RGB/RGBA, CMYK and YCbCr are converted back, 1 becomes L."""
     from PIL import Image
 
     mode = im.mode
     if mode in ("RGB", "L", "RGBA"):
-        arr = np.asarray(im)
-    elif mode in ("I;16", "I;16B", "I;16L", "I"):
+        return Image.fromarray(_enhance_array(np.asarray(im), run))
+    if mode == "F":
+        arr = np.asarray(im, dtype=np.float32)
+        return Image.fromarray(_enhance_array(arr, run, bad_values).astype(np.float32))
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.clip(np.asarray(im).astype(np.int64), 0, 65535).astype(np.uint16)
-        out = _enhance_array(arr, run)
-        return Image.fromarray(out.astype(np.uint16))
-    else:
-        arr, mode = np.asarray(im.convert("RGB")), "RGB"
-    out = _enhance_array(arr, run)
-    return Image.fromarray(out, mode=mode)
+        return Image.fromarray(_enhance_array(arr, run))
+    if mode in ("LA", "La"):
+        la = np.asarray(im.convert("LA"))
+        grey = _enhance_array(np.ascontiguousarray(la[..., 0]), run)
+        return Image.fromarray(np.stack([grey, la[..., 1]], axis=2))
+    if mode in ("CMYK", "YCbCr"):
+        return _enhance_pil(im.convert("RGB"), run).convert(mode)
+    if mode == "1":
+        return _enhance_pil(im.convert("L"), run)
+    alpha = mode in ("PA", "RGBa") or "transparency" in im.info
+    return _enhance_pil(im.convert("RGBA" if alpha else "RGB"), run)
 
 
-def _enhance_torch(t: Tensor, run: Any) -> Tensor:
+def _enhance_torch(t: Tensor, run: Any, bad_values: str = "raise") -> Tensor:
     if t.ndim not in (3, 4) or t.shape[-3] != 3:
         raise ValueError(
             f"enhance: expected a tensor of shape (3, H, W) or (B, 3, H, W), got {tuple(t.shape)}"
@@ -514,7 +720,7 @@ def _enhance_torch(t: Tensor, run: Any) -> Tensor:
         out = run(batch.float() / 255.0)
         out = torch.round(out * 255.0).to(torch.uint8)
     elif torch.is_floating_point(t):
-        out = run(batch).to(t.dtype)
+        out = run(_check_values(batch, bad_values)).to(t.dtype)
     else:
         raise TypeError(f"enhance: expected a float or uint8 tensor, got dtype {t.dtype}")
     out = out.to(t.device)
@@ -533,8 +739,14 @@ def enhance(
     tile_batch: int = 4,
     memory_budget: int | None = None,
     context: bool = True,
+    bad_values: str = "raise",
+    progress: bool | None = None,
 ) -> Any:
-    """Enhance a low-light image with a text-guided model.
+    """Enhance a low-light image with a text-guided model, of any size.
+
+    By default the call picks whole-image or tiled inference itself, from the image size,
+    the model's memory per pixel (:func:`bytes_per_pixel`) and the memory that is free:
+    an image of any size runs without a ``tile`` argument.
 
     Args:
         image: a path to an image file, a ``PIL.Image``, a NumPy array (H, W, 3) (also
@@ -544,20 +756,29 @@ def enhance(
             name with shipped weights, or a weights file (see :func:`load_model`).
         prompt: the text prompt (default: the model's default prompt). A prompt the
             model's bank does not hold is encoded by the model's text encoder.
-        tile: ``None`` (whole image), a tile side in pixels, or ``"auto"`` (whole image
-            when it fits ``memory_budget``, else the largest tile that does).
+        tile: ``None`` or ``"auto"`` (default: the whole image when it fits the memory
+            budget, else the largest tiles that do, never below 256 px: a tight budget
+            runs fewer tiles per forward), ``"whole"`` (never tile), or a tile side in
+            pixels (>= 8).
         overlap: overlap of neighbouring tiles in pixels; raised-cosine blending.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or a device.
         amp: mixed precision (bf16/fp16); ``None`` = on for CUDA, off for CPU.
-        tile_batch: tiles per forward.
-        memory_budget: bytes for ``tile="auto"``. On CPU the bound on the process's
-            resident memory during the call: what the process already holds (torch,
-            the model) and the image-sized buffers count against it (default 2 GiB).
-            On CUDA the bound on activation memory (default: half the free memory).
+        tile_batch: tiles per forward (at most; the automatic choice may run fewer).
+        memory_budget: bytes for the automatic choice. On CPU the bound on the process's
+            resident memory during the call: what the process already holds (torch, the
+            model) and the image-sized buffers count against it. Default on CPU: 1.5 GiB
+            of activations, at most half the memory the system has available. On CUDA the
+            bound on activation memory (default: half the free memory).
         context: when tiling, give every tile the global statistics (channel-attention
             gates, cross-layer affinities) of a context pass over the whole image
             downscaled to the size of one batch of tiles; ``False`` lets each tile use
             its own.
+        bad_values: float inputs with NaN/Inf values or values further than 0.1 outside
+            [0, 1]: ``"raise"`` (default) raises a ``ValueError`` naming them; ``"repair"``
+            replaces NaN by 0 and ±Inf by 1/0, clips to [0, 1] and warns
+            (:class:`BadValuesWarning`) with the counts.
+        progress: a progress bar over the tiles (stderr) for tiled runs that take more
+            than 2 seconds; ``None``: only when stderr is a terminal.
 
     Returns:
         The same kind as ``image``: a PIL image for a path or PIL input, an array of the
@@ -567,7 +788,7 @@ def enhance(
     Raises:
         FileNotFoundError: ``image`` is a path that does not exist.
         TypeError: an unsupported input kind or dtype.
-        ValueError: a bad shape or argument.
+        ValueError: a bad shape, argument, device, or NaN/Inf/out-of-range values.
 
     Example:
         >>> import torch
@@ -577,7 +798,7 @@ def enhance(
         >>> enhance(torch.rand(3, 40, 50), model=m, tile=24, overlap=8, device="cpu").shape
         torch.Size([3, 40, 50])
     """
-    _check_args(tile, overlap, tile_batch)
+    _check_args(tile, overlap, tile_batch, memory_budget, bad_values)
     if prompt is not None and not isinstance(prompt, str):
         raise TypeError(f"enhance: prompt must be a str or None, got {type(prompt).__name__}")
     dev = _resolve_device(device)
@@ -592,8 +813,9 @@ def enhance(
 
         def run(t: Tensor) -> Tensor:
             return _enhance_tensor(
-                net, t, prompt, tile, overlap, dev, amp, tile_batch, memory_budget, context
-            )
+                net, t, prompt, tile, overlap, dev, amp, tile_batch, memory_budget, context,
+                progress,
+            )  # fmt: skip
 
         if isinstance(image, (str, os.PathLike)):
             from PIL import Image
@@ -603,15 +825,15 @@ def enhance(
             arr = read_image_array(image)
             return Image.fromarray(to_array(_enhance_array(arr, run), bits=8))
         if isinstance(image, Tensor):
-            return _enhance_torch(image, run)
+            return _enhance_torch(image, run, bad_values)
         if isinstance(image, np.ndarray):
-            return _enhance_array(image, run)
+            return _enhance_array(image, run, bad_values)
         try:
             from PIL import Image
         except ImportError:  # pragma: no cover
             Image = None  # type: ignore[assignment]
         if Image is not None and isinstance(image, Image.Image):
-            return _enhance_pil(image, run)
+            return _enhance_pil(image, run, bad_values)
         raise TypeError(
             "enhance: expected a path, PIL.Image, numpy array or torch.Tensor, "
             f"got {type(image).__name__}"

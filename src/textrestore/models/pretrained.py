@@ -9,12 +9,98 @@ from typing import Any
 from torch import nn
 
 __all__ = [
+    "WeightsFileError",
     "pretrained_path",
     "list_pretrained",
     "load_pretrained",
     "load_weights",
     "model_from_checkpoint",
 ]
+
+
+class WeightsFileError(ValueError):
+    """A weights file that cannot be read or does not fit the model (one-line message)."""
+
+
+_FILE_KINDS = (
+    "expected a .safetensors file or a torch.save'd state dict / trainer checkpoint (.pt) "
+    "written by textrestore"
+)
+
+
+def _short(err: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.stat().st_size == 0:
+        raise WeightsFileError(f"{path}: the weights file is empty (0 bytes); {_FILE_KINDS}")
+
+
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    """``safetensors.torch.load_file`` with a one-line error for a bad file."""
+    from safetensors.torch import load_file
+
+    _check_file(path)
+    try:
+        return load_file(str(path))
+    except Exception as err:  # SafetensorError: fake, truncated or foreign file
+        raise WeightsFileError(
+            f"{path}: not a readable safetensors file ({_short(err)}); {_FILE_KINDS}"
+        ) from None
+
+
+def _torch_load(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` with a one-line error for a bad file.
+
+    Text, empty, truncated or foreign files and pickles of arbitrary Python objects are
+    refused with a message that says what was expected; such files are never loaded
+    with ``weights_only=False``.
+    """
+    import pickle
+    import warnings
+
+    import torch
+
+    _check_file(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pickle-protocol notes of the safe unpickler
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        reason = (
+            "it is not a tensor archive, or it holds Python objects besides tensors and plain "
+            "containers, which textrestore never unpickles"
+        )
+    except (EOFError, RuntimeError, KeyError, ValueError, OSError, IndexError):
+        with open(path, "rb") as fh:
+            zipped = fh.read(4) == b"PK\x03\x04"
+        reason = (
+            "a truncated or damaged torch.save archive" if zipped else "not a torch.save archive"
+        )
+    raise WeightsFileError(f"{path}: not a readable PyTorch weights file ({reason}); {_FILE_KINDS}")
+
+
+def _load_state(model: nn.Module, state: Any, path: Path, strict: bool = True) -> nn.Module:
+    """``model.load_state_dict`` with a one-line error when the weights do not fit."""
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise WeightsFileError(
+            f"{path}: expected a state dict (names -> tensors), got {type(state).__name__}"
+        )
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    try:
+        model.load_state_dict(state, strict=strict)
+    except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as err:
+        preset = getattr(model, "config", {}).get("preset") if hasattr(model, "config") else None
+        name = preset or type(model).__name__
+        raise WeightsFileError(
+            f"{path}: the weights do not fit the model {name} ({_short(err, 200)}); pass the "
+            "preset they were trained with (--model / preset=)"
+        ) from None
+    return model
 
 
 def _weights_dir() -> Path:
@@ -39,22 +125,13 @@ def pretrained_path(name: str) -> Path:
 def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
     """Load a ``.safetensors`` file (or a ``torch.save``d state dict, read with
     ``weights_only=True``) into ``model``; a leading ``module.`` (DDP) is stripped."""
-    import torch
-    from safetensors.torch import load_file
-
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
-        state = load_file(str(path))
+        state: Any = _read_safetensors(path)
     else:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = _torch_load(path)
         state = loaded.get("model", loaded) if isinstance(loaded, dict) else loaded
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    model.load_state_dict(state, strict=strict)
-    return model
+    return _load_state(model, state, path, strict)
 
 
 def load_pretrained(model: nn.Module, name: str) -> nn.Module:
@@ -65,8 +142,14 @@ def load_pretrained(model: nn.Module, name: str) -> nn.Module:
 def _safetensors_preset(path: Path) -> str | None:
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        return (f.metadata() or {}).get("preset")
+    _check_file(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("preset")
+    except Exception as err:  # SafetensorError: fake, truncated or foreign file
+        raise WeightsFileError(
+            f"{path}: not a readable safetensors file ({_short(err)}); {_FILE_KINDS}"
+        ) from None
 
 
 def model_from_checkpoint(
@@ -96,28 +179,31 @@ def model_from_checkpoint(
     Returns:
         The model with its weights loaded (in training mode, as ``create_model`` returns it).
     """
-    import torch
-
     from .registry import create_model
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
+    _check_file(path)
     if path.suffix == ".safetensors":
         name = preset or _safetensors_preset(path) or default_preset
         if name is None:
             raise ValueError(f"{path}: the file names no preset; pass preset=")
-        return load_weights(create_model(name), path)
-    loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
+        return _load_state(create_model(name), _read_safetensors(path), path)
+    loaded: Any = _torch_load(path)
     config = loaded.get("config") if isinstance(loaded, dict) else None
     if isinstance(config, dict) and isinstance(loaded.get("model"), dict):
-        model = create_model(preset or config["model"], **config.get("model_args", {}))
+        name = preset or config.get("model")
+        args = config.get("model_args") or {}
+        if not isinstance(name, str) or not isinstance(args, dict):
+            raise WeightsFileError(
+                f"{path}: a trainer checkpoint whose config names no model preset; pass preset="
+            )
+        model = create_model(name, **args)
         state = loaded["model"]
         if use_ema and isinstance(loaded.get("ema"), dict):
             state = {k: v for k, v in loaded["ema"].items() if k != "n_averaged"}
-        model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
-        return model
+        return _load_state(model, state, path)
     name = preset or default_preset
     if name is None:
         raise ValueError(f"{path}: not a trainer checkpoint and no preset given; pass preset=")
-    return load_weights(create_model(name), path)
+    state = loaded.get("model", loaded) if isinstance(loaded, dict) else loaded
+    return _load_state(create_model(name), state, path)
