@@ -33,6 +33,7 @@ import importlib
 import inspect
 import json
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,8 +51,8 @@ __all__ = [
     "HUB_TIMEOUT",
 ]
 
-#: Seconds the Hub may take to answer the reachability check before a repo id is
-#: treated as offline (then only the local cache is used).
+#: Seconds the Hub may take to answer the reachability check (a bound on the wall-clock
+#: wait) before a repo id is treated as offline (then only the local cache is used).
 HUB_TIMEOUT = 3.0
 
 CONFIG_NAME = "config.json"
@@ -174,56 +175,66 @@ def _resolve_repo(
     token: str | bool | None,
     local_files_only: bool,
 ) -> Path:
-    from huggingface_hub import HfApi, constants, hf_hub_download
+    from huggingface_hub import HfApi, constants, hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import (
         GatedRepoError,
-        LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
+    cache = os.fspath(cache_dir) if cache_dir is not None else None
     reason = None
     if local_files_only:
         reason = "local_files_only=True"
-    elif constants.is_offline_mode():
+    elif getattr(constants, "is_offline_mode", lambda: constants.HF_HUB_OFFLINE)():
         reason = "HF_HUB_OFFLINE=1"
     else:
         # hf_hub_download retries a failing connection for ~20 s before it looks in the
-        # cache; one short request says first whether the Hub answers at all.
-        try:
-            HfApi().model_info(repo_id, revision=revision, token=token, timeout=HUB_TIMEOUT)
-        except (RepositoryNotFoundError, RevisionNotFoundError, GatedRepoError):
-            raise
-        except Exception as err:  # DNS, refused, timeout, proxy or server error
-            reason = f"the Hub did not answer ({type(err).__name__}: {err})"
+        # cache; one short request says first whether the Hub answers at all. It runs in a
+        # thread so that the wait is bounded whatever the HTTP client retries.
+        outcome: list[Exception | None] = []
+
+        def probe() -> None:
+            try:
+                HfApi().model_info(repo_id, revision=revision, token=token, timeout=HUB_TIMEOUT)
+                outcome.append(None)
+            except Exception as err:  # handed to the caller's thread below
+                outcome.append(err)
+
+        thread = threading.Thread(target=probe, name="textrestore-hub-probe", daemon=True)
+        thread.start()
+        thread.join(HUB_TIMEOUT)
+        error = outcome[0] if outcome else None
+        if not outcome:
+            reason = f"the Hub did not answer within {HUB_TIMEOUT:g} s"
+        elif isinstance(error, (RepositoryNotFoundError, RevisionNotFoundError, GatedRepoError)):
+            raise error
+        elif error is not None:  # DNS, refused, timeout, proxy, server error
+            reason = f"the Hub did not answer ({type(error).__name__}: {error})"
     if reason is None:
         files = [
             hf_hub_download(
-                repo_id, name, revision=revision, cache_dir=cache_dir,
+                repo_id, name, revision=revision, cache_dir=cache,
                 force_download=force_download, token=token,
             )  # fmt: skip
             for name in (CONFIG_NAME, WEIGHTS_NAME)
         ]
         return Path(files[0]).parent
-    try:
-        if force_download:
-            raise LocalEntryNotFoundError("force_download=True")
-        files = [
-            hf_hub_download(
-                repo_id, name, revision=revision, cache_dir=cache_dir, token=token,
-                local_files_only=True,
-            )  # fmt: skip
-            for name in (CONFIG_NAME, WEIGHTS_NAME)
-        ]
-    except (LocalEntryNotFoundError, FileNotFoundError):
-        cache = cache_dir or constants.HF_HUB_CACHE
+    # try_to_load_from_cache reads the cache only (hf_hub_download(local_files_only=True)
+    # would still build HTTP headers, which may contact the Hub).
+    found = [
+        try_to_load_from_cache(repo_id, name, cache_dir=cache, revision=revision)
+        for name in (CONFIG_NAME, WEIGHTS_NAME)
+    ]
+    files = [f for f in found if isinstance(f, str)]
+    if force_download or len(files) != 2:
         raise HubUnavailableError(
             f"from_pretrained({repo_id!r}): cannot download, {reason}, and {repo_id!r} is not "
-            f"in the local Hub cache ({cache}). Pass a local folder written by "
+            f"in the local Hub cache ({cache or constants.HF_HUB_CACHE}). Pass a local folder written by "
             f"model.save_pretrained(folder) instead, or pre-populate the cache on a machine "
             f"with network (`hf download {repo_id}` or huggingface_hub.snapshot_download) "
             f"and point HF_HOME / cache_dir at it."
-        ) from None
+        )
     return Path(files[0]).parent
 
 
@@ -328,9 +339,12 @@ def match_preset(model: nn.Module) -> str | None:
                 other = fn(pretrained=False)
         except Exception:  # a third-party preset that cannot build on meta
             continue
-        if type(other) is type(model) and _jsonable(getattr(other, "config", None)) == config:
-            if _act_layer(other) == _act_layer(model):
-                return name
+        if (
+            type(other) is type(model)
+            and _jsonable(getattr(other, "config", None)) == config
+            and _act_layer(other) == _act_layer(model)
+        ):
+            return name
     return None
 
 
