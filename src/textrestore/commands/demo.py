@@ -135,6 +135,12 @@ def run(args: argparse.Namespace) -> int:
     """Run ``textrestore demo`` with parsed ``args``; returns the exit code."""
     from ..inference import load_model
 
+    if args.out.exists() and not args.out.is_dir():
+        print(
+            f"textrestore demo: --out {args.out} is an existing file; give a folder",
+            file=sys.stderr,
+        )
+        return 2
     try:
         model = (
             load_model(args.weights, preset=args.model) if args.weights else load_model(args.model)

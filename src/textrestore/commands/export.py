@@ -47,12 +47,37 @@ def verify_export(
     return diffs
 
 
+#: Output suffixes each format is loaded back by (``textrestore.export.load_exported``
+#: picks the loader from the suffix).
+_SUFFIXES = {
+    "onnx": (".onnx",),
+    "torchscript": (".pt", ".pth", ".ts"),
+    "exported-program": (".pt2",),
+}
+
+
+def check_output(path: Path, fmt: str) -> None:
+    """``ValueError`` unless ``path``'s suffix is one that ``fmt`` is written (and read) as."""
+    allowed = _SUFFIXES.get(fmt, ())
+    if path.suffix.lower() in allowed:
+        if path.is_dir():
+            raise ValueError(f"-o {path} is a folder; give a file name ending in {allowed[0]}")
+        return
+    owner = next((f for f, sfx in _SUFFIXES.items() if path.suffix.lower() in sfx), None)
+    hint = f" (that suffix is --format {owner})" if owner else ""
+    raise ValueError(
+        f"-o {path}: --format {fmt} is written as {' or '.join(allowed)}, got "
+        f"{path.suffix or 'no suffix'!r}{hint}; e.g. -o {path.with_suffix(allowed[0]).name}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``textrestore export`` with parsed ``args``; returns the exit code."""
     from ..export import export_model
     from ..inference import _ensure_prompt, load_model
 
     try:
+        check_output(args.output, args.format)
         model = (
             load_model(args.weights, preset=args.model) if args.weights else load_model(args.model)
         )
@@ -64,7 +89,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, format {args.format})")
     if args.no_verify:
         return 0
-    diffs = verify_export(model, path, args.prompt)
+    try:
+        diffs = verify_export(model, path, args.prompt)
+    except (ValueError, RuntimeError, ImportError, OSError) as err:
+        message = " ".join(str(err).split())[:300]
+        print(f"textrestore export: cannot verify {path}: {message}", file=sys.stderr)
+        return 1
     worst = max(diffs.values())
     print("max abs diff vs PyTorch: " + ", ".join(f"{k}: {v:.2e}" for k, v in diffs.items()))
     if worst > args.tolerance:

@@ -81,8 +81,24 @@ def register(subparsers: Any) -> None:
     e.set_defaults(func=run_eval)
 
 
+def _config_error(err: BaseException, path: Path | None) -> str:
+    """One line for a config that cannot be read (YAML errors span several lines)."""
+    import yaml
+
+    if isinstance(err, yaml.YAMLError):
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        return f"config file {path}: not valid YAML ({problem}{where})"
+    if isinstance(err, UnicodeDecodeError):
+        return f"config file {path}: not a UTF-8 text file ({err.reason})"
+    return " ".join(str(err).split())
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Run ``textrestore train``; returns the exit code."""
+    import yaml
+
     from .config import TrainConfig
     from .distributed import cleanup_distributed
     from .trainer import NonFiniteLossError, Trainer
@@ -92,8 +108,8 @@ def run_train(args: argparse.Namespace) -> int:
             cfg = TrainConfig.from_dict({}, args.overrides)
         else:
             cfg = TrainConfig.from_file(args.config, args.overrides)
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        print(f"textrestore train: {err}", file=sys.stderr)
+    except (ValueError, OSError, ImportError, yaml.YAMLError, UnicodeDecodeError) as err:
+        print(f"textrestore train: {_config_error(err, args.config)}", file=sys.stderr)
         return 2
     if args.print_config:
         import yaml
