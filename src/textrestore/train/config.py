@@ -24,10 +24,14 @@ from typing import Any
 
 from .._atomic import atomic_write_text
 
-__all__ = ["TrainConfig", "DataConfig", "parse_overrides", "apply_overrides", "AMP_MODES"]
+__all__ = [
+    "TrainConfig", "DataConfig", "parse_overrides", "apply_overrides", "AMP_MODES", "LOGGERS",
+]  # fmt: skip
 
 #: Valid values of :attr:`TrainConfig.amp`.
 AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
+#: Valid values of :attr:`TrainConfig.logger`.
+LOGGERS: tuple[str, ...] = ("none", "tensorboard")
 #: Dataset kinds understood by :func:`textrestore.data.build_dataset`.
 DATA_KINDS: tuple[str, ...] = (
     "lol_v1", "lol_v2_real", "lol_v2_synthetic", "generic", "synthetic", "photos",
@@ -107,6 +111,11 @@ class TrainConfig:
         num_workers: DataLoader workers.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         threads: ``torch.set_num_threads`` for the run (None: leave as is).
+        logger: ``"none"`` or ``"tensorboard"``: event files in ``out_dir/tensorboard``
+            (rank 0; needs the ``tensorboard`` extra) with the loss terms, LR, grad norm,
+            steps/s, validation PSNR/SSIM and, at each validation, a grid of
+            low | output | reference images per prompt.
+        log_images: validation images per grid of the TensorBoard logger (0: no images).
     """
 
     model: str = "nalsuper_s"
@@ -136,6 +145,8 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"
     threads: int | None = None
+    logger: str = "none"
+    log_images: int = 2
 
     def __post_init__(self) -> None:
         if isinstance(self.data, Mapping):
@@ -171,6 +182,8 @@ class TrainConfig:
             need(getattr(self, key) >= 0, key, "an int >= 0", getattr(self, key))
         need(self.max_nonfinite >= 1, "max_nonfinite", "an int >= 1", self.max_nonfinite)
         need(self.threads is None or self.threads >= 1, "threads", "None or >= 1", self.threads)
+        need(self.logger in LOGGERS, "logger", f"one of {list(LOGGERS)}", self.logger)
+        need(self.log_images >= 0, "log_images", "an int >= 0", self.log_images)
         d = self.data
         need(d.kind in DATA_KINDS, "data.kind", f"one of {list(DATA_KINDS)}", d.kind)
         need(
@@ -259,12 +272,12 @@ def _build(cls: Any, values: Mapping[str, Any], prefix: str) -> Any:
 _INT_FIELDS = {
     "steps", "warmup_steps", "grad_accum", "val_every", "ckpt_every", "seed", "log_every",
     "max_nonfinite", "num_workers", "threads", "crop", "batch_size", "length", "size",
-    "val_length", "val_crop", "val_batch_size",
+    "val_length", "val_crop", "val_batch_size", "log_images",
 }  # fmt: skip
 _FLOAT_FIELDS = {"lr", "min_lr", "weight_decay", "grad_clip", "ema_decay"}
 _STR_FIELDS = {
     "model", "init_weights", "text_encoder", "amp", "out_dir", "resume", "device", "kind",
-    "root", "prompt", "prompts_file", "val_kind", "val_root", "val_split",
+    "root", "prompt", "prompts_file", "val_kind", "val_root", "val_split", "logger",
 }  # fmt: skip
 
 

@@ -106,7 +106,8 @@ class Trainer:
 
     Files in ``cfg.out_dir`` (rank 0): ``config.yaml``, ``log.jsonl`` (one line per step,
     and one per validation), ``last.pt``, ``best.pt`` (highest validation PSNR),
-    ``summary.json``.
+    ``summary.json``; with ``logger: tensorboard``, event files in ``tensorboard/``
+    (``tensorboard --logdir <out_dir>/tensorboard``).
 
     Example:
         >>> import torch, tempfile
@@ -198,6 +199,7 @@ class Trainer:
         self.first_val: dict[str, float] | None = None
         self.resumed_from: str | None = None
         self._batch_iter: Iterator[dict[str, Any]] | None = None
+        self._tb: Any = None  # torch.utils.tensorboard.SummaryWriter while fit() runs
 
     # -- construction helpers -------------------------------------------------------------
     def _build_dataset(self, which: str) -> Dataset[Any]:
@@ -561,6 +563,71 @@ class Trainer:
         with open(self.out_dir / "log.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
 
+    # -- TensorBoard (cfg.logger == "tensorboard", rank 0) ---------------------------------
+    def _open_tensorboard(self) -> None:
+        if self.cfg.logger != "tensorboard" or not self.dist.is_main:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:
+            raise ImportError(
+                "config logger: 'tensorboard' needs the tensorboard package: "
+                "pip install 'textrestore[tensorboard]'"
+            ) from err
+        self._tb = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"))
+
+    def _close_tensorboard(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+    def _tb_step(self, record: Mapping[str, Any]) -> None:
+        tb = self._tb
+        if tb is None:
+            return
+        step = int(record["step"])
+        if isinstance(record.get("loss"), float):
+            tb.add_scalar("train/loss", record["loss"], step)
+        for name, value in (record.get("terms") or {}).items():
+            tb.add_scalar(f"train/loss_{name}", value, step)
+        tb.add_scalar("train/lr", record["lr"], step)
+        if record.get("grad_norm") is not None:
+            tb.add_scalar("train/grad_norm", record["grad_norm"], step)
+        if record.get("it_s") is not None:
+            tb.add_scalar("train/steps_per_s", record["it_s"], step)
+
+    def _tb_validation(self, metrics: Mapping[str, float]) -> None:
+        tb = self._tb
+        if tb is None:
+            return
+        for name, value in metrics.items():
+            tb.add_scalar(f"val/{name}", value, self.step)
+        if self.val_set is None or self.cfg.log_images == 0:
+            return
+        from torchvision.utils import make_grid
+
+        n = min(self.cfg.log_images, len(self.val_set))  # type: ignore[arg-type]
+        samples = [self.val_set[i] for i in range(n)]
+        h = min(int(x["low"].shape[-2]) for x in samples)
+        w = min(int(x["low"].shape[-1]) for x in samples)
+        low = torch.stack([x["low"][..., :h, :w] for x in samples]).to(self.device)
+        high = torch.stack([x["high"][..., :h, :w] for x in samples]).to(self.device)
+        model = self.eval_model()
+        was_training = model.training
+        model.eval()
+        try:
+            prompts: list[str | None] = [*self._known_prompts()[:4]] or [None]
+            for prompt in prompts:
+                with torch.no_grad(), self._autocast():
+                    out = model(low, prompt).float().clamp(0, 1)
+                rows = torch.stack([low.float(), out, high.float()], dim=1).flatten(0, 1)
+                grid = make_grid(rows.cpu(), nrow=3, padding=2, pad_value=1.0)
+                tag = f"val_images/{prompt or 'default prompt'}  (low | output | reference)"
+                tb.add_image(tag, grid, self.step)
+        finally:
+            model.train(was_training)
+        tb.flush()
+
     # -- the loop -------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         """Train to ``cfg.steps`` (resuming first if ``cfg.resume`` says so).
@@ -589,16 +656,19 @@ class Trainer:
             disable=not (self.dist.is_main and _is_tty()), desc="train",
         )  # fmt: skip
         start, start_step = time.perf_counter(), self.step
+        self._open_tensorboard()
         try:
             if self.first_val is None and self.val_set is not None and self.dist.is_main:
                 self.first_val = self.validate()
                 self._log({"step": self.step, "val": self.first_val})
+                self._tb_validation(self.first_val)
             while self.step < cfg.steps:
                 t0 = time.perf_counter()
                 record = self.train_step()
                 dt = time.perf_counter() - t0
                 record["it_s"] = 1.0 / dt if dt > 0 else None
                 self._log(record)
+                self._tb_step(record)
                 bar.update(1)
                 bar.set_postfix(loss=record["loss"], lr=f"{record['lr']:.2e}")
                 if (
@@ -621,6 +691,7 @@ class Trainer:
                     cb(self)
         finally:
             bar.close()
+            self._close_tensorboard()
             torch.use_deterministic_algorithms(prev_det)
         seconds = time.perf_counter() - start
         summary = {
@@ -650,6 +721,7 @@ class Trainer:
         if self.dist.is_main:
             self.last_val = self.validate()
             self._log({"step": self.step, "val": self.last_val})
+            self._tb_validation(self.last_val)
             psnr = self.last_val.get("psnr", -math.inf)
             if psnr > self.best_psnr:
                 self.best_psnr, self.best_step, improved = psnr, self.step, True
