@@ -132,29 +132,32 @@ def find_inputs(paths: list[Path], out_dir: Path) -> FoundInputs:
     """Image files of ``paths`` (files and folders) with their relative output names.
 
     Files inside ``out_dir`` (our own outputs) are left out; the same file reached twice
-    (given twice, through a link) is processed once. Dangling or looping links, missing
+    (given twice, or through a symlink) is processed once and the repeat counted as
+    ignored. Dangling or looping links, missing
     paths and explicit files of an unknown extension are problems; non-image files and
     hidden files in folders are ignored.
     """
     from ..data import IMAGE_EXTENSIONS, is_image_file
 
     found = FoundInputs()
-    seen: set[tuple[int, int]] = set()
-    out_root = out_dir.resolve()
+    seen: set[str] = set()
+    out_root = Path(os.path.realpath(out_dir))
 
     def add(f: Path, rel: Path) -> None:
-        key = _file_key(f)
-        if key is None:
+        if _file_key(f) is None:
             found.problems.append((f, "broken or looping symbolic link"))
             return
-        if key not in seen:
-            seen.add(key)
+        real = os.path.realpath(f)
+        if real in seen:
+            found.ignored.append(f)  # the same file reached twice: enhanced once
+        else:
+            seen.add(real)
             found.items.append((f, rel))
 
     for path in paths:
         if path.is_dir():
             for f in _walk(path):
-                if out_root in f.resolve().parents:
+                if out_root in Path(os.path.realpath(f)).parents:
                     continue  # never re-enhance our own outputs
                 if f.is_symlink() and f.is_dir():
                     found.ignored.append(f)
@@ -238,7 +241,7 @@ def _fold(path: Path) -> str:
 def _abs(path: Path) -> Path:
     """Absolute path with the folder part resolved and the last component kept as is."""
     path = Path(os.path.abspath(path))
-    return path.parent.resolve() / path.name
+    return Path(os.path.realpath(path.parent)) / path.name
 
 
 def check_outputs(pairs: list[tuple[Path, Path]]) -> None:

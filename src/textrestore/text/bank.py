@@ -20,6 +20,9 @@ _KEY = re.compile(r"^prompt_(\d+)_(tokens|mask|pooled|text)$")
 _PARTS = ("tokens", "mask", "pooled", "text")
 _CACHE_SIZE = 32
 
+#: Default bound on the prompts a bank in eval mode encodes on the fly and keeps.
+DEFAULT_MAX_NEW_PROMPTS = 256
+
 
 class UnknownPromptError(KeyError, ValueError):
     """A prompt is not in the bank and no text encoder is attached to encode it."""
@@ -49,9 +52,19 @@ class PromptBank(nn.Module):
     submodule ``encoder``, optimised with the model, saved in its ``state_dict`` and
     re-created on load; every call runs it (no caching) so gradients reach it.
 
+    Bounded memory: the prompts the checkpoint shipped (loaded with ``load_state_dict``),
+    those given to :meth:`add` and those encoded in training mode are kept for good. A
+    prompt that an attached encoder encodes on the fly in eval mode (inference: a user's
+    new prompt) joins a least-recently-used set of at most ``max_new_prompts``; the
+    least recently used one is dropped when it is full (and encoded again if asked for
+    again), so a long-running process that sees many different prompts keeps a bounded
+    bank. Switching the bank to training mode keeps every prompt it holds.
+
     Args:
         text_dim: width D of the embeddings; an attached encoder must have ``dim == text_dim``.
         default_prompt: the prompt a model uses when given no text.
+        max_new_prompts: size of the LRU set of prompts encoded on the fly in eval mode
+            (``None``: unbounded). Also settable later as an attribute.
 
     Shape:
         - forward(B prompts): tokens (B, Lmax, text_dim), mask (B, Lmax), pooled (B, text_dim)
@@ -75,7 +88,13 @@ class PromptBank(nn.Module):
     encoder: TextEncoder | None
     _frozen: TextEncoder | None
 
-    def __init__(self, text_dim: int, default_prompt: str = "normal light image") -> None:
+    def __init__(
+        self,
+        text_dim: int,
+        default_prompt: str = "normal light image",
+        *,
+        max_new_prompts: int | None = DEFAULT_MAX_NEW_PROMPTS,
+    ) -> None:
         super().__init__()
         if not isinstance(text_dim, int) or isinstance(text_dim, bool) or text_dim < 1:
             raise ValueError(f"PromptBank.text_dim: expected a positive int, got {text_dim!r}")
@@ -85,6 +104,11 @@ class PromptBank(nn.Module):
             )
         self.text_dim = text_dim
         self.default_prompt = default_prompt
+        self.max_new_prompts = max_new_prompts
+        # Prompts encoded on the fly in eval mode, least recently used first.
+        self._lru: OrderedDict[str, None] = OrderedDict()
+        self._free: set[int] = set()  # buffer indices freed by evictions
+        self._next = 0  # the next never-used buffer index
         # Tracks the bank's device and dtype through .to()/.half(); not saved.
         self.register_buffer("_anchor", torch.zeros(0), persistent=False)
         self._index: dict[str, int] = {}
@@ -166,9 +190,68 @@ class PromptBank(nn.Module):
             else:
                 mask = torch.ones(int(keep.sum()), dtype=torch.bool)
             tokens = embedding.tokens[row][keep].detach()
-            i = self._index.get(prompt, len(self._index))
+            i = self._index.get(prompt)
+            if i is None:
+                i = self._alloc()
             self._set(i, prompt, tokens.to(anchor), mask, embedding.pooled[row].detach().to(anchor))
+            self._lru.pop(prompt, None)  # an explicit add keeps the prompt for good
         self._cache.clear()
+
+    # -- bounded memory -------------------------------------------------------------
+    @property
+    def max_new_prompts(self) -> int | None:
+        """Bound on the prompts encoded on the fly in eval mode (``None``: unbounded)."""
+        return self._max_new
+
+    @max_new_prompts.setter
+    def max_new_prompts(self, value: int | None) -> None:
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ):
+            raise ValueError(
+                f"PromptBank.max_new_prompts: expected an int >= 0 or None, got {value!r}"
+            )
+        self._max_new = value
+        if "_lru" in self.__dict__:
+            self._evict(keep=())
+
+    @property
+    def new_prompts(self) -> list[str]:
+        """The prompts of the LRU set (encoded on the fly in eval mode), oldest first."""
+        return list(self._lru)
+
+    def _alloc(self) -> int:
+        if self._free:
+            i = min(self._free)
+            self._free.discard(i)
+            return i
+        return self._next
+
+    def _remove(self, prompt: str) -> None:
+        i = self._index.pop(prompt)
+        for part in _PARTS:
+            delattr(self, f"prompt_{i}_{part}")
+        self._free.add(i)
+        self._lru.pop(prompt, None)
+
+    def _evict(self, keep: Sequence[str]) -> None:
+        """Drop the least recently used on-the-fly prompts beyond ``max_new_prompts``."""
+        limit = self._max_new
+        if limit is None or len(self._lru) <= limit:
+            return
+        keep_set = set(keep)
+        for prompt in list(self._lru):
+            if len(self._lru) <= limit:
+                break
+            if prompt not in keep_set:
+                self._remove(prompt)
+        self._cache.clear()
+
+    def train(self, mode: bool = True) -> PromptBank:
+        """Set training mode; entering it keeps every prompt the bank holds for good."""
+        if mode:
+            self._lru.clear()
+        return super().train(mode)
 
     def _set(self, i: int, prompt: str, tokens: Tensor, mask: Tensor, pooled: Tensor) -> None:
         dev = self._anchor.device
@@ -177,6 +260,8 @@ class PromptBank(nn.Module):
         self.register_buffer(f"prompt_{i}_pooled", pooled.clone())
         self.register_buffer(f"prompt_{i}_text", encode_prompt_bytes(prompt).to(dev))
         self._index[prompt] = i
+        self._free.discard(i)
+        self._next = max(self._next, i + 1)
 
     def _unknown(self, missing: list[str]) -> UnknownPromptError:
         known = ", ".join(repr(p) for p in self.prompts) or "none"
@@ -202,6 +287,9 @@ class PromptBank(nn.Module):
         if self.encoder is not None:  # trainable: run every time, no cache
             return self.encoder.encode(items).to(device=anchor.device, dtype=anchor.dtype)
         key = (tuple(items), anchor.device, anchor.dtype)
+        for p in items:
+            if p in self._lru:
+                self._lru.move_to_end(p)
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
@@ -211,6 +299,9 @@ class PromptBank(nn.Module):
             if self._frozen is None:
                 raise self._unknown(missing)
             self.add(missing, self._frozen.encode(missing))
+            if not self.training:  # inference: a bounded set of new prompts
+                self._lru.update(dict.fromkeys(missing))
+                self._evict(keep=items)
         emb = self._assemble(items)
         self._cache[key] = emb
         if len(self._cache) > _CACHE_SIZE:
@@ -241,6 +332,9 @@ class PromptBank(nn.Module):
             for part in _PARTS:
                 delattr(self, f"prompt_{i}_{part}")
         self._index = {}
+        self._lru.clear()
+        self._free = set()
+        self._next = 0
         self._cache.clear()
 
     def _load_from_state_dict(
@@ -309,5 +403,6 @@ class PromptBank(nn.Module):
         enc = self.text_encoder
         return (
             f"text_dim={self.text_dim}, default_prompt={self.default_prompt!r}, "
-            f"prompts={len(self.prompts)}, encoder={enc.name if enc is not None else None!r}"
+            f"prompts={len(self.prompts)}, encoder={enc.name if enc is not None else None!r}, "
+            f"max_new_prompts={self.max_new_prompts}"
         )
