@@ -76,7 +76,9 @@ def test_tcm_single_token_is_a_per_pixel_constant_bias() -> None:
 
 
 def test_attention_functions_agree_with_strided_query() -> None:
-    q = torch.randn(2, 3, 10, 8).transpose(-1, -2).contiguous().transpose(-1, -2)  # strided last dim
+    q = (
+        torch.randn(2, 3, 10, 8).transpose(-1, -2).contiguous().transpose(-1, -2)
+    )  # strided last dim
     assert q.stride(-1) != 1
     k, v = torch.randn(2, 3, 4, 8), torch.randn(2, 3, 4, 8)
     mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
@@ -196,7 +198,9 @@ BAD_TCM_INPUTS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("label,make,error,message", BAD_TCM_INPUTS, ids=[c[0] for c in BAD_TCM_INPUTS])
+@pytest.mark.parametrize(
+    "label,make,error,message", BAD_TCM_INPUTS, ids=[c[0] for c in BAD_TCM_INPUTS]
+)
 def test_tcm_bad_input(label: str, make, error: type, message: str) -> None:
     x, text = make()
     with pytest.raises(error, match=message):

@@ -81,14 +81,16 @@ def build_dataset(
         from .corpus import corpus_photos
         from .language import LanguageLowLight
 
-        side = crop if crop is not None else 128
+        photo_crop = crop if crop is not None else 128
         photos = corpus_photos(
             "train" if train else "val", size=size, extra=[root] if root and train else ()
         )
         if train:
-            return LanguageLowLight(photos, length=length or 1000, crop=side, seed=seed, prompt=prompt)
+            return LanguageLowLight(
+                photos, length=length or 1000, crop=photo_crop, seed=seed, prompt=prompt
+            )
         return LanguageLowLight(
-            photos, length=length or 4 * len(photos), crop=side, seed=seed,
+            photos, length=length or 4 * len(photos), crop=photo_crop, seed=seed,
             prompt=prompt or "normal light image", augment=False, center=True,
             vary_with_epoch=False,
         )  # fmt: skip

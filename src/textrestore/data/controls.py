@@ -122,7 +122,13 @@ def _combos() -> tuple[Control, ...]:
 #: Every control by name: exposure levels, colour, noise and exposure+colour combinations.
 CONTROLS: dict[str, Control] = {c.name: c for c in (*_BASE, *_combos())}
 #: The exposure controls in increasing order of brightness.
-EXPOSURE_LEVELS: tuple[str, ...] = ("night", "slightly_brighter", "normal", "brighter", "much_brighter")
+EXPOSURE_LEVELS: tuple[str, ...] = (
+    "night",
+    "slightly_brighter",
+    "normal",
+    "brighter",
+    "much_brighter",
+)
 #: Every trained wording.
 TRAIN_PROMPTS: tuple[str, ...] = tuple(p for c in CONTROLS.values() for p in c.prompts)
 #: Held-out wording → control name (never trained).

@@ -165,7 +165,9 @@ def corpus_photos(
     if split != "val":
         for item in extra:
             path = Path(item)
-            files = sorted(p for p in path.rglob("*") if is_image_file(p)) if path.is_dir() else [path]
+            files = (
+                sorted(p for p in path.rglob("*") if is_image_file(p)) if path.is_dir() else [path]
+            )
             photos += [read_image(p) for p in files]
     if not photos:
         raise ValueError(

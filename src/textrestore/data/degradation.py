@@ -131,7 +131,9 @@ class DegradationConfig:
             if isinstance(value, tuple) and f.name not in ("illumination", "light"):
                 lo, hi = value
                 if not lo <= hi:
-                    raise ValueError(f"DegradationConfig.{f.name}: expected low <= high, got {value}")
+                    raise ValueError(
+                        f"DegradationConfig.{f.name}: expected low <= high, got {value}"
+                    )
         for name, probs, n in (
             ("illumination", self.illumination, len(ILLUMINATIONS)),
             ("light", self.light, len(LIGHT_SOURCES)),
@@ -202,7 +204,9 @@ class DegradationParams:
 
     def select(self, index: int) -> DegradationParams:
         """The parameters of one sample, as a batch of one."""
-        return replace(self, **{f.name: getattr(self, f.name)[index : index + 1] for f in fields(self)})
+        return replace(
+            self, **{f.name: getattr(self, f.name)[index : index + 1] for f in fields(self)}
+        )
 
 
 def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
@@ -250,10 +254,17 @@ def illumination_field(
 
 
 def _jpeg(image: Tensor, quality: int) -> Tensor:
-    from torchvision.io import decode_jpeg, encode_jpeg
+    """JPEG round trip of a (3, H, W) image in memory (Pillow's libjpeg, 4:2:0)."""
+    import io
 
-    u8 = (image * 255.0).round().clamp(0, 255).to(torch.uint8)
-    return decode_jpeg(encode_jpeg(u8, quality=quality)).float() / 255.0
+    import numpy as np
+    from PIL import Image
+
+    u8 = (image * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(u8).save(buf, format="JPEG", quality=int(quality))
+    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return torch.from_numpy(decoded.copy()).permute(2, 0, 1).float() / 255.0
 
 
 def degrade(
@@ -301,11 +312,15 @@ def degrade(
         if is_well:
             log_shot = math.log(cfg.shot[0])
         log_read = 2.18 * log_shot + 1.2 + 0.26 * float(torch.randn((), generator=g))
-        k = shot_k = math.exp(log_shot) if noisy else 0.0
-        r = math.sqrt(math.exp(log_read)) if noisy else 0.0
         q = int(round(_uniform(g, *cfg.jpeg_quality))) if _uniform(g, 0, 1) < cfg.jpeg else 0
-        stops.append(s), illum.append(kind), light.append(src), gains.append(gain)
-        shot.append(shot_k if k else 0.0), read.append(r), quality.append(q), well.append(is_well)
+        stops.append(s)
+        illum.append(kind)
+        light.append(src)
+        gains.append(gain)
+        shot.append(math.exp(log_shot) if noisy else 0.0)
+        read.append(math.sqrt(math.exp(log_read)) if noisy else 0.0)
+        quality.append(q)
+        well.append(is_well)
     params = DegradationParams(
         stops=torch.tensor(stops),
         illumination=torch.tensor(illum),
@@ -323,7 +338,9 @@ def degrade(
     dark = lin * scale * params.field[:, None] * params.gains[:, :, None, None]
     # Poisson–Gaussian noise: variance shot·x + read², one field per sample's generator.
     normal = torch.stack([torch.randn(x.shape[1:], generator=g) for g in gens])
-    var = params.shot[:, None, None, None] * dark.clamp_min(0) + params.read[:, None, None, None] ** 2
+    var = (
+        params.shot[:, None, None, None] * dark.clamp_min(0) + params.read[:, None, None, None] ** 2
+    )
     noisy_lin = dark + var.sqrt() * normal
     low = linear_to_srgb(noisy_lin)
     if cfg.quantize:

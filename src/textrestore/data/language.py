@@ -156,4 +156,3 @@ class LanguageLowLight(Dataset):
             f"LanguageLowLight(images={len(self.images)}, length={self.length}, "
             f"crop={self.crop}, prompt={self.fixed_prompt or 'vocabulary'})"
         )
-

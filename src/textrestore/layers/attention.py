@@ -335,6 +335,5 @@ class CrossLayerAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"dim={self.dim}, num_levels={self.num_levels}, "
-            f"layer_attention={self.layer_attention}"
+            f"dim={self.dim}, num_levels={self.num_levels}, layer_attention={self.layer_attention}"
         )

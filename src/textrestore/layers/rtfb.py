@@ -58,7 +58,9 @@ class RTFB(nn.Module):
         self.conv1 = nn.Conv2d(dim, dim, 3, padding=1)
         self.act = act_layer()
         self.conv2 = nn.Conv2d(dim, dim, 3, padding=1)
-        self.tcm = TCM(dim, text_dim, num_heads=num_heads, init_values=init_values) if use_tcm else None
+        self.tcm = (
+            TCM(dim, text_dim, num_heads=num_heads, init_values=init_values) if use_tcm else None
+        )
         self.ifa = IFA(dim, reduction=reduction, act_layer=act_layer) if use_ifa else None
 
     def forward_inference(

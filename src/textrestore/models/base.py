@@ -275,7 +275,9 @@ class TextGuidedModel(
         elif isinstance(text, Sequence):
             prompts = list(text)
             if not prompts:
-                raise ValueError(f"{type(self).__name__}: text is an empty list; give one prompt per image")
+                raise ValueError(
+                    f"{type(self).__name__}: text is an empty list; give one prompt per image"
+                )
             if not all(isinstance(p, str) for p in prompts):
                 raise TypeError(f"{type(self).__name__}: a text list must hold only str prompts")
             if len(prompts) not in (1, batch):
@@ -298,4 +300,3 @@ class TextGuidedModel(
                 f"{type(self).__name__}: batch of {emb.batch_size} text entries does not match {batch} images"
             )
         return emb.expand(batch)
-

@@ -140,7 +140,11 @@ class MultiScaleNaLSuper(TextGuidedModel):
     ) -> None:
         super().__init__()
         widths, enc_depths, dec_depths = list(widths), list(enc_depths), list(dec_depths)
-        if len(widths) < 1 or len(enc_depths) != len(widths) - 1 or len(dec_depths) != len(widths) - 1:
+        if (
+            len(widths) < 1
+            or len(enc_depths) != len(widths) - 1
+            or len(dec_depths) != len(widths) - 1
+        ):
             raise ValueError(
                 "MultiScaleNaLSuper: expected len(enc_depths) == len(dec_depths) == "
                 f"len(widths) - 1, got widths={widths}, enc_depths={enc_depths}, "
@@ -162,24 +166,24 @@ class MultiScaleNaLSuper(TextGuidedModel):
             "layer_attention": layer_attention, "default_prompt": default_prompt,
             "channels_last": channels_last, "text_encoder": text_encoder,
         }  # fmt: skip
-        common = dict(
+        common: dict[str, Any] = dict(
             num_heads=num_heads, reduction=reduction, init_values=init_values,
             layer_attention=layer_attention,
         )  # fmt: skip
         self.stem = nn.Conv2d(in_chans, widths[0], 3, padding=1)
         self.encoders = nn.ModuleList(
-            RTFBStage(w, text_dim, depth=d, **common) for w, d in zip(widths, enc_depths)  # type: ignore[arg-type]
+            RTFBStage(w, text_dim, depth=d, **common) for w, d in zip(widths, enc_depths)
         )
         self.downs = nn.ModuleList(
             nn.Conv2d(widths[i], widths[i + 1], 2, stride=2) for i in range(len(widths) - 1)
         )
-        self.middle = RTFBStage(widths[-1], text_dim, depth=mid_depth, **common)  # type: ignore[arg-type]
+        self.middle = RTFBStage(widths[-1], text_dim, depth=mid_depth, **common)
         self.ups = nn.ModuleList(
             nn.Sequential(nn.Conv2d(widths[i + 1], 4 * widths[i], 1), nn.PixelShuffle(2))
             for i in reversed(range(len(widths) - 1))
         )
         self.decoders = nn.ModuleList(
-            RTFBStage(widths[i], text_dim, depth=d, **common)  # type: ignore[arg-type]
+            RTFBStage(widths[i], text_dim, depth=d, **common)
             for i, d in zip(reversed(range(len(widths) - 1)), dec_depths)
         )
         self.tail = nn.Conv2d(widths[0], in_chans, 3, padding=1)

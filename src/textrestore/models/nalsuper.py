@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -16,6 +15,7 @@ from .base import TextGuidedModel, TextInput
 from .registry import register_model
 
 __all__ = ["NaLSuper", "nalsuper", "nalsuper_s", "nalsuper_t"]
+
 
 class NaLSuper(TextGuidedModel):
     """Text-guided low-light enhancer.
