@@ -82,3 +82,47 @@ def test_wheel_builds_installs_and_imports(tmp_path: Path) -> None:
         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, cwd=tmp_path,
     )  # fmt: skip
     assert out.stdout.strip() == textrestore.__version__
+
+
+@pytest.mark.slow
+def test_sdist_and_wheel_pass_twine_and_the_wheel_runs_the_demo(tmp_path: Path) -> None:
+    """``python -m build`` (sdist, then the wheel from the sdist), ``twine check``, then the
+    demo from the installed wheel alone (its weights and photos), outside the repository.
+
+    ``.ci/run`` does the same in a fresh venv with pip-installed dependencies; here the
+    dependencies are this environment's (the wheel's own files come first on the path).
+    """
+    pytest.importorskip("build")
+    pytest.importorskip("twine")
+    dist, target = tmp_path / "dist", tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "-o", str(dist), str(ROOT)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (sdist,) = dist.glob("textrestore-*.tar.gz")
+    (wheel,) = dist.glob("textrestore-*.whl")
+    subprocess.run([sys.executable, "-m", "twine", "check", "--strict", str(sdist), str(wheel)],
+                   check=True, capture_output=True)  # fmt: skip
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for folder in ("weights", "assets"):
+        for f in (ROOT / "src/textrestore" / folder).iterdir():
+            if f.is_file() and not f.name.startswith("."):
+                assert f"textrestore/{folder}/{f.name}" in names, f.name
+    assert not any(n.startswith(("tests/", "runs/", "hubconf")) for n in names)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+    )  # fmt: skip
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    code = (
+        "import pathlib, sys, textrestore; "
+        f"assert pathlib.Path(textrestore.__file__).is_relative_to({str(target)!r}); "
+        "from textrestore.cli import main; sys.exit(main(['demo', '--out', 'demo']))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=work,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (work / "demo" / "grid.png").is_file() and (work / "demo" / "metrics.json").is_file()
