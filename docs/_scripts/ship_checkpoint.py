@@ -32,6 +32,8 @@ def main() -> None:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--quality", type=Path, help="quality.json of textrestore benchmark-quality")
     p.add_argument("--out", type=Path, default=WEIGHTS)
+    p.add_argument("--card-template", type=Path, help="markdown model card with {{ placeholders }}")
+    p.add_argument("--card-out", type=Path, default=Path("docs/model_card.md"))
     args = p.parse_args()
     raw = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
     config = raw["config"]
@@ -71,6 +73,16 @@ def main() -> None:
     }
     atomic_write_text(args.out / f"{preset}.json", json.dumps(card, indent=2, default=str) + "\n")
     print(f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB) and {preset}.json")
+    if args.card_template and card["quality"]:
+        from textrestore.metrics.suite import format_markdown
+
+        text = args.card_template.read_text()
+        text = text.replace("{{ quality_tables }}", format_markdown(card["quality"]))
+        for key in ("steps", "train_seconds", "parameters"):
+            text = text.replace("{{ " + key + " }}", str(card[key]))
+        text = text.replace("{{ size_mb }}", f"{target.stat().st_size / 1e6:.2f}")
+        atomic_write_text(args.card_out, text)
+        print(f"wrote {args.card_out}")
 
 
 if __name__ == "__main__":
