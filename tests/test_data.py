@@ -12,12 +12,12 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from textrestore.data import (
+    DegradationConfig,
     PairedImageFolder,
     PairedTransform,
     PairingError,
     SyntheticLowLight,
     collate_pairs,
-    degrade,
     read_image,
     read_image_array,
     skimage_photos,
@@ -203,19 +203,20 @@ def test_paired_transform_deterministic_and_aligned(tmp_path: Path) -> None:
 # -- synthetic low light ---------------------------------------------------------------------
 def test_synthetic_deterministic_and_darker() -> None:
     photos = [torch.rand(3, 40, 40) * 0.5 + 0.5, torch.rand(3, 36, 48)]
-    ds = SyntheticLowLight(photos, crop=32, length=8, seed=3)
-    ds2 = SyntheticLowLight(photos, crop=32, length=8, seed=3)
+    dark = DegradationConfig(well_exposed=0.0)  # the training mix, no identity samples
+    ds = SyntheticLowLight(photos, crop=32, length=8, seed=3, config=dark)
+    ds2 = SyntheticLowLight(photos, crop=32, length=8, seed=3, config=dark)
     for i in range(8):
         a, b = ds[i], ds2[i]
         assert torch.equal(a["low"], b["low"]) and torch.equal(a["high"], b["high"])
         assert a["low"].mean() < 0.75 * a["high"].mean()
         assert a["low"].min() >= 0 and a["low"].max() <= 1
-    other = SyntheticLowLight(photos, crop=32, length=8, seed=4)
+    other = SyntheticLowLight(photos, crop=32, length=8, seed=4, config=dark)
     assert not torch.equal(other[0]["low"], ds[0]["low"])
     ds.set_epoch(1)
     assert not torch.equal(ds[0]["low"], ds2[0]["low"])
-    with pytest.raises(ValueError, match="valid"):
-        degrade(photos[0], torch.Generator(), exposure=(0.1, 0.2))
+    with pytest.raises(TypeError, match="DegradationConfig"):
+        SyntheticLowLight(photos, config={"stops": (1.0, 2.0)})  # type: ignore[arg-type]
 
 
 def test_synthetic_in_dataloader_workers_equal_main() -> None:

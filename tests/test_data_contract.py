@@ -16,6 +16,7 @@ from PIL import Image
 
 from textrestore.data import (
     LAYOUTS,
+    DegradationConfig,
     PairedImageFolder,
     PairedTransform,
     SyntheticLowLight,
@@ -397,9 +398,32 @@ def _sources() -> list[torch.Tensor]:
     return [torch.rand(3, 24, 24, generator=g) * 0.6 + 0.4, torch.rand(3, 20, 28, generator=g)]
 
 
+def _smoothstep_inverse(y: np.ndarray) -> np.ndarray:
+    """Bisection on 3u² - 2u³ = y: an inverse of the tone curve independent of the library."""
+    lo, hi = np.zeros_like(y), np.ones_like(y)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        below = 3 * mid**2 - 2 * mid**3 < y
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return (lo + hi) / 2
+
+
+def _plain(**kw: Any) -> DegradationConfig:
+    """Even white light, no well-exposed samples, no JPEG: exposure and noise alone."""
+    return DegradationConfig(
+        well_exposed=0.0, illumination=(1.0, 0.0, 0.0, 0.0), light=(1.0, 0.0, 0.0, 0.0, 0.0),
+        jpeg=0.0, **kw,
+    )  # fmt: skip
+
+
 def test_synthetic_reproducible_epochs_darker_in_range() -> None:
-    ds = SyntheticLowLight(_sources(), length=6, crop=16, seed=7, prompt="normal light image")
-    twin = SyntheticLowLight(_sources(), length=6, crop=16, seed=7, prompt="normal light image")
+    dark = DegradationConfig(well_exposed=0.0)
+    ds = SyntheticLowLight(
+        _sources(), length=6, crop=16, seed=7, config=dark, prompt="normal light image"
+    )
+    twin = SyntheticLowLight(
+        _sources(), length=6, crop=16, seed=7, config=dark, prompt="normal light image"
+    )
     items = [ds[i] for i in range(6)]
     for i, s in enumerate(items):
         t = twin[i]
@@ -429,20 +453,32 @@ def test_synthetic_length_and_source_cycling() -> None:
 
 def test_synthetic_recipe_without_noise_is_the_formula() -> None:
     x = torch.linspace(0, 1, 3 * 4 * 4).reshape(3, 4, 4)
-    ds = SyntheticLowLight(
-        [x], alpha=(0.9, 0.9), beta=(0.5, 0.5), gamma=(2.0, 2.0), shot_noise=(0, 0),
-        read_noise=(0, 0), augment=False, quantize=False,
-    )  # fmt: skip
-    assert torch.allclose(ds[0]["low"], 0.5 * (0.9 * x) ** 2.0)
+    cfg = _plain(stops=(2.0, 2.0), noise_free=1.0)
+    ds = SyntheticLowLight([x], config=cfg, augment=False, quantize=False)
+    # sRGB -> linear (inverse smoothstep, gamma 2.2), 2 stops down, and back
+    lin = _smoothstep_inverse(x.double().numpy()) ** 2.2
+    g = (lin / 4) ** (1 / 2.2)
+    expected = torch.from_numpy(3 * g**2 - 2 * g**3).float()
+    assert torch.allclose(ds[0]["low"], expected, atol=1e-5)
+    assert torch.equal(ds[0]["high"], x)
+    quantized = SyntheticLowLight([x], config=cfg, augment=False)[0]["low"]  # config's 8 bits
+    assert torch.equal(quantized * 255, torch.round(quantized * 255))
+    assert torch.allclose(quantized, expected, atol=0.5 / 255 + 1e-6)
 
 
-def test_synthetic_noise_grows_with_signal() -> None:
-    flat = [torch.full((3, 64, 64), 0.2), torch.full((3, 64, 64), 0.9)]
-    kw = dict(alpha=(1, 1), beta=(1, 1), gamma=(1, 1), shot_noise=(0.02, 0.02), read_noise=(0, 0))
-    ds = SyntheticLowLight(flat, quantize=False, augment=False, **kw)  # type: ignore[arg-type]
-    std_dark, std_bright = ds[0]["low"].std().item(), ds[1]["low"].std().item()
-    assert std_bright > 1.5 * std_dark  # shot noise: std ∝ sqrt(signal)
-    assert abs(std_bright - 0.02 * 0.9**0.5) < 0.003
+def test_synthetic_noise_is_poisson_gaussian_in_linear_light() -> None:
+    from textrestore.data.degradation import srgb_to_linear
+
+    flat = [torch.full((3, 64, 64), 0.4), torch.full((3, 64, 64), 0.9)]
+    shot = 5e-3
+    cfg = _plain(stops=(1.0, 1.0), noise_free=0.0, shot=(shot, shot))
+    ds = SyntheticLowLight(flat, config=cfg, quantize=False, augment=False)
+    var_dark, var_bright = (float(srgb_to_linear(ds[i]["low"]).var()) for i in (0, 1))
+    # variance shot·signal + read²: the difference of two levels is the shot term alone
+    # (read noise, drawn per sample, is < 3 % of it here)
+    signal = [float(_smoothstep_inverse(np.array(v)) ** 2.2) / 2 for v in (0.4, 0.9)]
+    assert var_bright - var_dark == pytest.approx(shot * (signal[1] - signal[0]), rel=0.1)
+    assert var_bright > 3 * var_dark
 
 
 def test_synthetic_from_paths_and_bad_arguments(tmp_path: Path) -> None:
@@ -453,8 +489,11 @@ def test_synthetic_from_paths_and_bad_arguments(tmp_path: Path) -> None:
         SyntheticLowLight([])
     with pytest.raises(ValueError, match="crop 32x32 is larger"):
         SyntheticLowLight([torch.rand(3, 20, 40)], crop=32)
-    with pytest.raises(ValueError, match="gamma"):
-        SyntheticLowLight([torch.rand(3, 8, 8)], gamma=(3.0, 2.0))
+    with pytest.raises(ValueError, match="stops"):
+        SyntheticLowLight([torch.rand(3, 8, 8)], config=DegradationConfig(stops=(3.0, 2.0)))
+    with pytest.raises(TypeError, match="DegradationConfig"):
+        bad: Any = {"stops": (1.0, 2.0)}
+        SyntheticLowLight([torch.rand(3, 8, 8)], config=bad)
     with pytest.raises(TypeError, match="int"):
         SyntheticLowLight([1])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="length"):
@@ -508,6 +547,14 @@ def test_build_dataset_synthetic_and_errors() -> None:
         assert callable(getattr(ds, "set_epoch", None))
     with pytest.raises(ValueError, match="crop 64 is larger than size 32"):
         build_dataset("synthetic", crop=64, size=32)
+    # the degradation's ranges reach the dataset: two stops, nothing else, on the photos
+    cfg = _plain(stops=(2.0, 2.0), noise_free=1.0, quantize=False)
+    plain: Any = build_dataset("synthetic", split="val", size=32, degradation=cfg)
+    lin = _smoothstep_inverse(plain[1]["high"].double().numpy()) ** 2.2
+    g = (lin / 4) ** (1 / 2.2)
+    assert torch.allclose(plain[1]["low"], torch.from_numpy(3 * g**2 - 2 * g**3).float(), atol=1e-5)
+    with pytest.raises(TypeError, match="DegradationConfig"):
+        build_dataset("synthetic", degradation={"stops": (1, 2)})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="lol_v1.*synthetic"):
         build_dataset("sid")
     with pytest.raises(ValueError, match="root"):

@@ -1,22 +1,19 @@
-"""Classical low-light baselines and the synthetic darkening used by the demo.
+"""Classical low-light baselines: a fixed gamma curve and CLAHE.
 
 - :func:`gamma_correct`: a fixed gamma curve ``x ** gamma`` (0.4 by default).
 - :func:`clahe`: contrast-limited adaptive histogram equalisation of the HSV value
   channel, a small NumPy port of ``skimage.exposure.equalize_adapthist`` (same tiling,
   clip limit and bilinear interpolation of the tile mappings), so that the demo needs no
   scikit-image and no OpenCV at run time.
-- :func:`darken`: the synthetic low-light degradation of the demo and of the shipped
-  checkpoint's recipe (exposure scale, gamma, shot + read noise, 8-bit quantisation).
 
-All functions take float tensors (B, 3, H, W) or (3, H, W) in [0, 1] and return the
-same shape.
+Both take float tensors (B, 3, H, W) or (3, H, W) in [0, 1] and return the same shape.
+The low-light inputs they are compared on come from the one degradation model,
+:func:`textrestore.data.degradation.degrade`.
 
 Example:
     >>> import torch
-    >>> x = torch.rand(1, 3, 16, 20)
-    >>> low = darken(x, seed=0)
-    >>> bool(low.mean() < x.mean())
-    True
+    >>> from textrestore.data.degradation import degrade
+    >>> low, _ = degrade(torch.rand(1, 3, 16, 20), seeds=[0])
     >>> gamma_correct(low).shape, clahe(low).shape
     (torch.Size([1, 3, 16, 20]), torch.Size([1, 3, 16, 20]))
 """
@@ -29,15 +26,7 @@ from torch import Tensor
 
 from ._checks import check_floating, check_tensor
 
-__all__ = ["gamma_correct", "clahe", "clahe_numpy", "darken", "DARKEN_DEFAULTS"]
-
-#: Ranges (low, high) of the synthetic degradation's random parameters.
-DARKEN_DEFAULTS: dict[str, tuple[float, float]] = {
-    "exposure": (0.08, 0.3),  # multiplicative exposure k
-    "gamma": (1.0, 1.6),  # extra gamma g (x ** g)
-    "shot": (0.0002, 0.001),  # shot-noise variance per unit signal
-    "read": (0.001, 0.004),  # read-noise standard deviation
-}
+__all__ = ["gamma_correct", "clahe", "clahe_numpy"]
 
 
 def _as_batch(x: object, name: str) -> tuple[Tensor, bool]:
@@ -170,53 +159,3 @@ def clahe(image: Tensor, clip_limit: float = 0.01, kernel_size: int | None = Non
         out[i] = np.clip(scaled, 0, 1)
     res = torch.from_numpy(out).to(device=x.device, dtype=x.dtype)
     return res[0] if single else res
-
-
-def darken(
-    image: Tensor,
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-    quantize: bool = True,
-    **ranges: tuple[float, float],
-) -> Tensor:
-    """Synthetic low light: ``k · x^g`` plus shot and read noise, quantised to 8 bits.
-
-    Each image of the batch draws its own exposure ``k``, gamma ``g`` and noise levels
-    uniformly from :data:`DARKEN_DEFAULTS` (override any range by keyword, e.g.
-    ``exposure=(0.1, 0.1)``).
-
-    Args:
-        image: (B, 3, H, W) or (3, H, W) float in [0, 1] (the normal-light reference).
-        seed: seed of a fresh CPU generator (ignored when ``generator`` is given).
-        generator: a ``torch.Generator`` on CPU.
-        quantize: round to 1/255 steps as an 8-bit camera file would.
-        **ranges: overrides of the ranges in :data:`DARKEN_DEFAULTS`.
-
-    Returns:
-        Tensor of the input's shape in [0, 1].
-    """
-    x, single = _as_batch(image, "darken image")
-    unknown = set(ranges) - set(DARKEN_DEFAULTS)
-    if unknown:
-        raise ValueError(
-            f"darken: unknown range(s) {sorted(unknown)}; expected some of {list(DARKEN_DEFAULTS)}"
-        )
-    cfg = {**DARKEN_DEFAULTS, **ranges}
-    if generator is None:
-        generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
-    b = x.shape[0]
-
-    def draw(key: str) -> Tensor:
-        lo, hi = cfg[key]
-        u = torch.rand(b, 1, 1, 1, generator=generator, dtype=torch.float64)
-        return (lo + (hi - lo) * u).to(device=x.device, dtype=x.dtype)
-
-    k, g, shot, read = draw("exposure"), draw("gamma"), draw("shot"), draw("read")
-    clean = k * x.clamp(0, 1) ** g
-    n1 = torch.randn(x.shape, generator=generator).to(device=x.device, dtype=x.dtype)
-    n2 = torch.randn(x.shape, generator=generator).to(device=x.device, dtype=x.dtype)
-    low = clean + (clean * shot).sqrt() * n1 + read * n2
-    low = low.clamp(0, 1)
-    if quantize:
-        low = torch.round(low * 255) / 255
-    return low[0] if single else low

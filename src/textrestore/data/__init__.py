@@ -1,5 +1,8 @@
 """Data: image I/O, paired folders (LOL-v1/v2, generic), synthetic low light, transforms.
 
+Low light is synthesised by one degradation model, :func:`degrade`
+(:mod:`textrestore.data.degradation`), with the ranges of a :class:`DegradationConfig`.
+
 Samples are dicts ``{"low": (3, H, W), "high": (3, H, W), "name": str[, "prompt": str]}``;
 :func:`collate_pairs` turns a list of them into the batch contract used by the trainer and
 by :func:`textrestore.metrics.evaluate`.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from .builders import DATASET_KINDS, build_dataset
 from .collate import collate_pairs
+from .degradation import FAMILIES, DegradationConfig, DegradationParams, degrade
 from .image_io import (
     IMAGE_EXTENSIONS,
     is_image_file,
@@ -39,9 +43,7 @@ from .paired import (
 from .synthetic import (
     SKIMAGE_TRAIN,
     SKIMAGE_VAL,
-    SYNTHETIC_DEFAULTS,
     SyntheticLowLight,
-    degrade,
     resize_short_side,
     skimage_photos,
 )
@@ -64,8 +66,10 @@ __all__ = [
     "image_size",
     "load_prompts",
     "SyntheticLowLight",
-    "SYNTHETIC_DEFAULTS",
     "degrade",
+    "DegradationConfig",
+    "DegradationParams",
+    "FAMILIES",
     "skimage_photos",
     "resize_short_side",
     "SKIMAGE_TRAIN",

@@ -14,6 +14,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from .degradation import DegradationConfig
 from .image_io import is_image_file, read_image
 from .paired import LAYOUTS, SPLITS, PairedImageFolder
 from .synthetic import SyntheticLowLight, resize_short_side, skimage_photos
@@ -21,7 +22,7 @@ from .transforms import PairedTransform
 
 __all__ = ["build_dataset", "DATASET_KINDS"]
 
-#: Kinds :func:`build_dataset` knows: the folder layouts and ``synthetic``.
+#: Kinds :func:`build_dataset` knows: the folder layouts, ``synthetic`` and ``photos``.
 DATASET_KINDS: tuple[str, ...] = (*LAYOUTS, "synthetic", "photos")
 
 
@@ -37,6 +38,7 @@ def build_dataset(
     length: int | None = None,
     size: int | None = 256,
     cache: bool = False,
+    degradation: DegradationConfig | None = None,
 ) -> Dataset[Any]:
     """Build a paired dataset from a kind and a few settings.
 
@@ -64,6 +66,8 @@ def build_dataset(
             (None: original sizes); without ``crop`` the samples are ``size``-square crops
             (so that they batch), or full images when ``size`` is None too.
         cache: folders: keep decoded images in memory.
+        degradation: ``synthetic`` and ``photos``: the ranges of the degradation model
+            (:func:`~textrestore.data.degradation.degrade`; None: the training mix).
 
     Returns:
         A map-style dataset of sample dicts (see :mod:`textrestore.data`).
@@ -71,11 +75,17 @@ def build_dataset(
     Raises:
         ValueError: unknown kind (the valid ones are listed) or split; a folder kind
             without ``root``; any error of the dataset's constructor.
+        TypeError: ``degradation`` is not a :class:`DegradationConfig`.
     """
     if kind not in DATASET_KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; expected one of {list(DATASET_KINDS)}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    if degradation is not None and not isinstance(degradation, DegradationConfig):
+        raise TypeError(
+            "build_dataset: degradation must be a DegradationConfig or None, "
+            f"got {type(degradation).__name__}"
+        )
     train = split == "train"
     if kind == "photos":
         from .corpus import corpus_photos
@@ -87,12 +97,13 @@ def build_dataset(
         )
         if train:
             return LanguageLowLight(
-                photos, length=length or 1000, crop=photo_crop, seed=seed, prompt=prompt
-            )
+                photos, length=length or 1000, crop=photo_crop, seed=seed, prompt=prompt,
+                config=degradation,
+            )  # fmt: skip
         return LanguageLowLight(
             photos, length=length or 4 * len(photos), crop=photo_crop, seed=seed,
             prompt=prompt or "normal light image", augment=False, center=True,
-            vary_with_epoch=False,
+            vary_with_epoch=False, config=degradation,
         )  # fmt: skip
     if kind == "synthetic":
         if prompts_file is not None:
@@ -121,6 +132,7 @@ def build_dataset(
             length=length,
             crop=side,
             seed=seed,
+            config=degradation,
             prompt=prompt,
             augment=train,
             center=not train,

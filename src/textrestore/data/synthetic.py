@@ -1,22 +1,16 @@
 """Synthetic low light from normal-light images, and the photos ``skimage.data`` ships.
 
-Recipe (per sample; every parameter is drawn uniformly from its range, and every random
-draw comes from one ``torch.Generator`` seeded by ``(seed, epoch, index)``):
+Recipe (per sample; every random draw depends only on ``(seed, epoch, index)``):
 
 1. geometry: random square crop, horizontal/vertical flips and 90° rotation of the source
-   (the target ``high`` is this crop of the source itself);
-2. exposure and tone: ``clean = β · (α · I)^γ`` with α ~ U(0.9, 1.0), β ~ U(0.5, 1.0),
-   γ ~ U(1.5, 5.0) — the darkening recipe of Lv et al., "Attention guided low-light image
-   enhancement with a large scale low-light simulation dataset" (IJCV 2021), the family of
-   gamma-and-scale degradations also used to build the synthetic part of LOL-v2;
-3. sensor noise, a heteroscedastic Gaussian approximation of Poisson shot noise plus
-   Gaussian read noise: ``low = clean + s · sqrt(clean) · n₁ + r · n₂`` with
-   n₁, n₂ ~ N(0, 1), s ~ U(0, 0.02) (shot, std ∝ sqrt(signal)) and r ~ U(0, 0.01) (read);
-4. clip to [0, 1] and, by default, quantise to 8 bits (1/255 steps) as a camera file would.
-
-:func:`textrestore.baselines.darken` (the demo's and the shipped checkpoint's darkening)
-is a different, brighter parametrisation (``k · x^g``, k in 0.08-0.3, g in 1.0-1.6) of the
-same exposure-plus-noise model.
+   (the target ``high`` is this crop of the source itself), drawn from a
+   ``torch.Generator`` seeded by :func:`~textrestore.data.transforms.sample_seed`;
+2. the project's one degradation model, :func:`textrestore.data.degradation.degrade`
+   (linear light: unprocessing, an exposure drop of 1-7 stops, uneven illumination,
+   the colour of the light, Poisson-Gaussian sensor noise, tone curve back, 8-bit and
+   JPEG), with the ranges of a :class:`~textrestore.data.degradation.DegradationConfig`
+   (default: the training mix, ``FAMILIES["training"]``) and a seed derived from the
+   same ``(seed, epoch, index)``.
 
 Example:
     >>> import torch
@@ -30,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,27 +33,17 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .degradation import DegradationConfig, degrade
 from .image_io import is_image_file, read_image, to_tensor
 from .transforms import PairedTransform, sample_seed
 
 __all__ = [
     "SyntheticLowLight",
-    "SYNTHETIC_DEFAULTS",
-    "degrade",
     "skimage_photos",
     "SKIMAGE_TRAIN",
     "SKIMAGE_VAL",
     "resize_short_side",
 ]
-
-#: Default ranges (low, high) of the synthetic degradation (see the module docstring).
-SYNTHETIC_DEFAULTS: dict[str, tuple[float, float]] = {
-    "alpha": (0.9, 1.0),
-    "beta": (0.5, 1.0),
-    "gamma": (1.5, 5.0),
-    "shot_noise": (0.0, 0.02),
-    "read_noise": (0.0, 0.01),
-}
 
 #: skimage.data photos used for training (grey photos are replicated to RGB).
 SKIMAGE_TRAIN: tuple[str, ...] = (
@@ -68,68 +53,6 @@ SKIMAGE_TRAIN: tuple[str, ...] = (
 #: Held-out skimage.data photos (never in the training split); the same three photos the
 #: shipped ``nalsuper_s`` checkpoint was validated on.
 SKIMAGE_VAL: tuple[str, ...] = ("astronaut", "coffee", "chelsea")
-
-
-def _check_range(name: str, value: object) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in value)  # type: ignore[attr-defined]
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name}: expected a (low, high) pair of numbers, got {value!r}") from err
-    if not lo <= hi or lo != lo or hi != hi:
-        raise ValueError(f"{name}: expected low <= high, got ({lo}, {hi})")
-    if name in ("shot_noise", "read_noise") and lo < 0:
-        raise ValueError(f"{name}: noise levels must be >= 0, got ({lo}, {hi})")
-    if name in ("alpha", "beta", "gamma") and lo <= 0:
-        raise ValueError(f"{name}: expected values > 0, got ({lo}, {hi})")
-    return lo, hi
-
-
-def degrade(
-    image: Tensor,
-    generator: torch.Generator,
-    quantize: bool = True,
-    **ranges: tuple[float, float],
-) -> Tensor:
-    """Apply the synthetic low-light recipe (steps 2-4 of the module docstring) to one image.
-
-    Draws α, β, γ, the shot and read noise levels (in this order), then the two noise
-    fields, from ``generator``.
-
-    Args:
-        image: (C, H, W) float in [0, 1].
-        generator: CPU generator the parameters and noise are drawn from.
-        quantize: round to 1/255 steps.
-        **ranges: overrides of :data:`SYNTHETIC_DEFAULTS` (``alpha``, ``beta``, ``gamma``,
-            ``shot_noise``, ``read_noise``).
-
-    Returns:
-        (C, H, W) float in [0, 1].
-
-    Example:
-        >>> import torch
-        >>> x = torch.full((3, 4, 4), 0.5)
-        >>> y = degrade(x, torch.Generator().manual_seed(0), gamma=(2.0, 2.0), shot_noise=(0, 0),
-        ...             read_noise=(0, 0), alpha=(1, 1), beta=(1, 1), quantize=False)
-        >>> round(y.mean().item(), 4)
-        0.25
-    """
-    unknown = set(ranges) - set(SYNTHETIC_DEFAULTS)
-    if unknown:
-        raise ValueError(
-            f"unknown degradation range(s) {sorted(unknown)}; valid: {sorted(SYNTHETIC_DEFAULTS)}"
-        )
-    cfg = {k: _check_range(k, v) for k, v in {**SYNTHETIC_DEFAULTS, **ranges}.items()}
-    draw = {}
-    for key in ("alpha", "beta", "gamma", "shot_noise", "read_noise"):
-        lo, hi = cfg[key]
-        draw[key] = lo + (hi - lo) * float(torch.rand((), generator=generator, dtype=torch.float64))
-    x = image.clamp(0, 1)
-    clean = draw["beta"] * (draw["alpha"] * x) ** draw["gamma"]
-    n1 = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-    n2 = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-    low = clean + draw["shot_noise"] * clean.sqrt() * n1 + draw["read_noise"] * n2
-    low = low.clamp(0, 1)
-    return torch.round(low * 255) / 255 if quantize else low
 
 
 def _load_skimage(name: str) -> list[Tensor]:
@@ -227,32 +150,31 @@ def _shrink(x: Tensor, max_side: int) -> Tensor:
 class SyntheticLowLight(Dataset):
     """Pairs made on the fly from normal-light images with the module's recipe.
 
-    Sample ``i`` uses source image ``i % len(images)``; its crop position, flips, rotation,
-    α, β, γ and noise all come from a ``torch.Generator`` seeded by ``(seed, epoch, i)``,
-    so an epoch is reproducible in any process or data-loader worker, and
-    :meth:`set_epoch` changes the draws (``vary_with_epoch=False`` pins the epoch to 0,
-    e.g. for validation).
+    Sample ``i`` uses source image ``i % len(images)``; its crop position, flips and
+    rotation come from a ``torch.Generator`` seeded by ``(seed, epoch, i)`` and its
+    degradation (:func:`~textrestore.data.degradation.degrade`) from a seed derived from
+    the same triple, so an epoch is reproducible in any process or data-loader worker,
+    and :meth:`set_epoch` changes the draws (``vary_with_epoch=False`` pins the epoch to
+    0, e.g. for validation).
 
     Args:
         images: (3, H, W) float tensors in [0, 1], image file paths, or a folder of images.
         length: samples per epoch (default: one per image).
         crop: square crop side (None: full images). Must fit every source image.
         seed: base seed.
-        alpha: range of α (exposure scale inside the power).
-        beta: range of β (exposure scale outside the power).
-        gamma: range of γ (> 1 darkens the mid-tones most).
-        shot_noise: range of the shot-noise factor (std = factor · sqrt(signal)).
-        read_noise: range of the read-noise std.
+        config: the degradation's ranges and probabilities (None: the training mix,
+            :class:`~textrestore.data.degradation.DegradationConfig`).
         prompt: if given, every sample carries this ``"prompt"``.
         augment: random flips (horizontal, vertical) and 90° rotations.
         center: with ``crop``, take the centre crop instead of a random one (validation).
         vary_with_epoch: draw new crops/noise every epoch.
-        quantize: 8-bit quantisation of the low image.
+        quantize: 8-bit quantisation of the low image (None: ``config.quantize``).
         max_side: downscale the sources so that the longer side is at most this.
 
     Raises:
-        ValueError: no images, bad ranges, ``length`` < 1, or a crop larger than a source.
-        TypeError: an item of ``images`` is neither a tensor nor a path.
+        ValueError: no images, ``length`` < 1, or a crop larger than a source.
+        TypeError: an item of ``images`` is neither a tensor nor a path, or ``config`` is
+            not a :class:`~textrestore.data.degradation.DegradationConfig`.
 
     Example:
         >>> import torch
@@ -269,19 +191,23 @@ class SyntheticLowLight(Dataset):
         length: int | None = None,
         crop: int | None = None,
         seed: int = 0,
-        alpha: tuple[float, float] = SYNTHETIC_DEFAULTS["alpha"],
-        beta: tuple[float, float] = SYNTHETIC_DEFAULTS["beta"],
-        gamma: tuple[float, float] = SYNTHETIC_DEFAULTS["gamma"],
-        shot_noise: tuple[float, float] = SYNTHETIC_DEFAULTS["shot_noise"],
-        read_noise: tuple[float, float] = SYNTHETIC_DEFAULTS["read_noise"],
+        config: DegradationConfig | None = None,
         prompt: str | None = None,
         augment: bool = True,
         *,
         center: bool = False,
         vary_with_epoch: bool = True,
-        quantize: bool = True,
+        quantize: bool | None = None,
         max_side: int | None = None,
     ) -> None:
+        if config is not None and not isinstance(config, DegradationConfig):
+            raise TypeError(
+                "SyntheticLowLight: config must be a DegradationConfig or None, "
+                f"got {type(config).__name__}"
+            )
+        config = config if config is not None else DegradationConfig()
+        if quantize is not None:
+            config = replace(config, quantize=bool(quantize))
         sources: list[Tensor] = []
         if isinstance(images, (str, os.PathLike)):
             folder = Path(images)
@@ -321,12 +247,7 @@ class SyntheticLowLight(Dataset):
                     + ", ".join(small)
                     + " (H x W)"
                 )
-        self.ranges = {
-            k: _check_range(k, v)
-            for k, v in dict(
-                alpha=alpha, beta=beta, gamma=gamma, shot_noise=shot_noise, read_noise=read_noise
-            ).items()
-        }
+        self.config = config
         self.images = sources
         self.length = int(length) if length is not None else len(sources)
         if self.length < 1:
@@ -338,7 +259,7 @@ class SyntheticLowLight(Dataset):
             crop, hflip=augment, vflip=augment, rot90=augment, center=center
         )
         self.seed, self.epoch, self.vary_with_epoch = int(seed), 0, vary_with_epoch
-        self.prompt, self.quantize = prompt, quantize
+        self.prompt = prompt
 
     @property
     def prompts(self) -> list[str]:
@@ -356,10 +277,12 @@ class SyntheticLowLight(Dataset):
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} samples")
         epoch = self.epoch if self.vary_with_epoch else 0
-        gen = torch.Generator().manual_seed(sample_seed(self.seed, epoch, index))
+        seed = sample_seed(self.seed, epoch, index)
+        gen = torch.Generator().manual_seed(seed)
         src = self.images[index % len(self.images)]
         high, _ = self.transform(src, src, gen)
-        low = degrade(high, gen, quantize=self.quantize, **self.ranges)
+        low, _ = degrade(high[None], [seed ^ 0x5EED], self.config)
+        low = low[0]
         sample: dict[str, Any] = {"low": low, "high": high, "name": f"synthetic_{index:06d}"}
         if self.prompt is not None:
             sample["prompt"] = self.prompt
