@@ -1,7 +1,7 @@
 """Subcommands of the ``textrestore`` command that sit on top of inference.
 
 - ``enhance``: enhance image files and folders (:mod:`textrestore.commands.enhance`),
-- ``demo``: darken, enhance and score the bundled sample photos (:mod:`textrestore.commands.demo`),
+- ``demo``: degrade, enhance and score the bundled sample photos (:mod:`textrestore.commands.demo`),
 - ``export``: ONNX / TorchScript / ExportedProgram with the prompt baked in
   (:mod:`textrestore.commands.export`).
 

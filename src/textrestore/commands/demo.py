@@ -1,4 +1,8 @@
-"""``textrestore demo``: darken the bundled photos, enhance them, score and show them.
+"""``textrestore demo``: degrade the bundled photos, enhance them, score and show them.
+
+The low-light inputs come from the project's one degradation model,
+:func:`textrestore.data.degradation.degrade`, with the training mix of ranges less its
+already well-exposed samples (:data:`DEMO_DEGRADATION`), one seed per photo.
 
 Offline and with the runtime dependencies only: the sample photos ship in
 ``textrestore/assets``, the model is the shipped checkpoint, and CLAHE is the NumPy
@@ -11,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,16 +23,23 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_write_text
+from ..data.degradation import FAMILIES, DegradationConfig
 from ._args import add_device_argument, add_model_arguments
 
-__all__ = ["register", "run", "run_demo", "sample_photos", "METHODS"]
+__all__ = ["register", "run", "run_demo", "sample_photos", "METHODS", "DEMO_DEGRADATION"]
 
 METHODS = ("input", "gamma 0.4", "CLAHE", "model")
 
+#: The demo's degradation: the training mix (``FAMILIES["training"]``) with no
+#: well-exposed samples, so that every photo is made dark.
+DEMO_DEGRADATION: DegradationConfig = replace(FAMILIES["training"], well_exposed=0.0)
+
 DESCRIPTION = """\
-Darken the sample photos bundled with the package (astronaut, coffee, chelsea; held
-out of the checkpoint's training data) with a fixed seed, enhance them with the
-shipped nalsuper_s checkpoint, and write to OUT:
+Turn the sample photos bundled with the package (coffee, grace_hopper; never trained
+on by the shipped model) into low-light camera images with the library's degradation
+model (textrestore.data.degradation.degrade: the training mix without well-exposed
+samples, seed SEED + i for photo i), enhance them with the shipped model, and write
+to OUT:
 
   grid.png        one row per photo: low light | enhanced | reference
   <photo>_low.png, <photo>_enhanced.png
@@ -84,8 +96,9 @@ def run_demo(
     tile: int | str | None = None,
 ) -> dict[str, Any]:
     """Run the demo, write its files to ``out``; returns the metrics (see ``metrics.json``)."""
-    from ..baselines import clahe, darken, gamma_correct
+    from ..baselines import clahe, gamma_correct
     from ..data import read_image, to_array, write_image
+    from ..data.degradation import degrade
     from ..inference import enhance, load_model
     from ..metrics import psnr, ssim
 
@@ -96,7 +109,7 @@ def run_demo(
     rows = []
     for i, path in enumerate(sample_photos()):
         ref = read_image(path)[None]
-        low = darken(ref, seed=seed + i)
+        low, _ = degrade(ref, [seed + i], DEMO_DEGRADATION)
         outs = {
             "input": low,
             "gamma 0.4": gamma_correct(low, 0.4),
@@ -114,8 +127,10 @@ def run_demo(
     table = format_table(results)
     seconds = time.perf_counter() - start
     note = (
-        f"Synthetic low light: textrestore.baselines.darken(seed={seed} + i). CLAHE: NumPy "
-        "port of skimage.exposure.equalize_adapthist (clip 0.01, 1/8 tiles, HSV value)."
+        "Synthetic low light: textrestore.data.degradation.degrade(ref, "
+        f"[{seed} + i], replace(FAMILIES['training'], well_exposed=0.0)) for photo i (the "
+        "training mix without well-exposed samples). CLAHE: NumPy port of "
+        "skimage.exposure.equalize_adapthist (clip 0.01, 1/8 tiles, HSV value)."
     )
     text = f"# textrestore demo\n\n{table}\n\n{note}\n\nTime: {seconds:.1f} s\n"
     atomic_write_text(out / "metrics.md", text)
@@ -124,6 +139,7 @@ def run_demo(
             n: {m: {"psnr": p, "ssim": s} for m, (p, s) in r.items()} for n, r in results.items()
         },
         "seed": seed,
+        "degradation": asdict(DEMO_DEGRADATION),
         "seconds": seconds,
         "table": table,
     }
@@ -170,6 +186,8 @@ def register(subparsers: Any) -> None:
         help="output folder (default: ./textrestore-demo)",
     )  # fmt: skip
     add_model_arguments(p)
-    p.add_argument("--seed", type=int, default=0, help="darkening seed (default: 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="degradation seed of the first photo (default: 0)"
+    )
     add_device_argument(p)
     p.set_defaults(func=run)
