@@ -1,7 +1,8 @@
 """Helpers shared by the example scripts (not part of the library).
 
-Synthetic low-light pairs from the photos bundled with scikit-image, a small training
-loop (L1 + SSIM, Adam), evaluation with :mod:`textrestore.metrics`, and output writers.
+Synthetic low-light pairs from the photos bundled with scikit-image (degraded by the
+library's one degradation model, :func:`textrestore.data.degradation.degrade`), a small
+training loop (L1 + SSIM, Adam), evaluation with :mod:`textrestore.metrics`, and output writers.
 Every example writes PNGs, ``summary.json`` and ``summary.md`` under ``--out``.
 """
 
@@ -13,13 +14,15 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from textrestore.data.degradation import FAMILIES, DegradationConfig, degrade
 
 if TYPE_CHECKING:
     from textrestore import NaLSuper
@@ -70,37 +73,35 @@ def load_photo(name: str) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()
 
 
-def darken(x: Tensor, generator: torch.Generator) -> Tensor:
+#: Training pairs: the degradation model's training mix (some samples left well exposed).
+TRAIN_DEGRADATION: DegradationConfig = FAMILIES["training"]
+#: Held-out pairs: the same mix with every sample made dark (as ``textrestore demo`` does).
+TEST_DEGRADATION: DegradationConfig = replace(FAMILIES["training"], well_exposed=0.0)
+
+
+def make_low(
+    x: Tensor, generator: torch.Generator, config: DegradationConfig = TRAIN_DEGRADATION
+) -> Tensor:
     """Synthetic low light of a (B, 3, H, W) batch in [0, 1].
 
-    Uses :func:`textrestore.baselines.darken` (exposure, gamma, shot + read noise, 8-bit
-    quantisation) when the package has it, else the same model written out here.
+    One seed per image is drawn from ``generator`` and passed to
+    :func:`textrestore.data.degradation.degrade` (exposure drop in linear light, uneven
+    illumination, light colour, Poisson-Gaussian noise, tone curve, 8-bit and JPEG).
     """
-    try:
-        from textrestore.baselines import darken as lib_darken
-    except ImportError:
-        pass
-    else:
-        return lib_darken(x, generator=generator)
-    b = x.shape[0]
-    k = 0.08 + 0.22 * torch.rand(b, 1, 1, 1, generator=generator)
-    g = 1.0 + 0.6 * torch.rand(b, 1, 1, 1, generator=generator)
-    clean = k * x.clamp(0, 1) ** g
-    shot = 0.01 * torch.rand(b, 1, 1, 1, generator=generator)
-    read = 0.005 * torch.rand(b, 1, 1, 1, generator=generator)
-    noise = torch.randn(x.shape, generator=generator) * torch.sqrt(shot * clean + read**2)
-    return ((clean + noise).clamp(0, 1) * 255).round() / 255
+    seeds = torch.randint(2**62, (x.shape[0],), generator=generator).tolist()
+    low, _ = degrade(x.clamp(0, 1), seeds, config)
+    return low
 
 
 @dataclass
 class PairSampler:
-    """Random crops of the training photos, flipped, darkened on the fly (deterministic)."""
+    """Random crops of the training photos, flipped, degraded on the fly (deterministic)."""
 
     photos: list[Tensor]
     crop: int
     batch: int
     seed: int = 0
-    degrade: Callable[[Tensor, torch.Generator], Tensor] = darken
+    degrade: Callable[[Tensor, torch.Generator], Tensor] = make_low
 
     def __post_init__(self) -> None:
         self.gen = torch.Generator().manual_seed(self.seed)
@@ -127,7 +128,7 @@ def synthetic_source(crop: int, batch: int, seed: int) -> PairSampler:
 
 
 def test_pairs(size: int, seed: int = 1234) -> tuple[Tensor, Tensor]:
-    """Held-out pairs: a centre crop of each test photo, darkened with a fixed seed."""
+    """Held-out pairs: a centre crop of each test photo, made dark with a fixed seed."""
     crops = []
     for name in TEST_PHOTOS:
         p = load_photo(name)
@@ -136,7 +137,7 @@ def test_pairs(size: int, seed: int = 1234) -> tuple[Tensor, Tensor]:
         y, x = (h - s) // 2, (w - s) // 2
         crops.append(p[:, y : y + s, x : x + s])
     target = torch.stack(crops)
-    return darken(target, torch.Generator().manual_seed(seed)), target
+    return make_low(target, torch.Generator().manual_seed(seed), TEST_DEGRADATION), target
 
 
 # -- training / evaluation -------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The paper's ablation: Base vs Base+TCM vs Base+TCM+IFA, same budget and seed.
 
 Three ``nalsuper_t`` variants are trained on synthetic low-light pairs (random crops of
-the photos bundled with scikit-image, darkened by exposure, gamma, shot/read noise and
-8-bit quantisation) with the paper's L1 + SSIM loss, then scored on two held-out photos
+the photos bundled with scikit-image, degraded by the library's degradation model:
+exposure drop in linear light, uneven and coloured light, Poisson-Gaussian noise, 8-bit
+and JPEG) with the paper's L1 + SSIM loss, then scored on two held-out photos
 (PSNR / SSIM / MAE from :mod:`textrestore.metrics`). The text models use the real
 MiniLM encoder and the prompt "normal light image".
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"{steps} steps each, batch {batch} of {crop}x{crop} crops, seed {args.seed}, "
             f"L1+SSIM, Adam 1e-3 cosine; held-out: {', '.join(C.TEST_PHOTOS)} "
-            f"({test_size}x{test_size} centre crops, fixed darkening). "
+            f"({test_size}x{test_size} centre crops, fixed degradation seed). "
             f"mean_abs_delta_prompt = mean |f(x, '{PROMPT}') - f(x, '{OTHER}')|.",
             "",
             C.markdown_table(rows, columns),

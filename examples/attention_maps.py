@@ -1,8 +1,8 @@
 """Where do the attentions look? Pixel-attention maps and TCM attention over the words.
 
 A ``nalsuper_t`` (real MiniLM text encoder, prompt "normal light image") is trained on
-synthetic low-light pairs, then run on a darkened held-out photo (``astronaut``) with
-hooks on every block:
+synthetic low-light pairs, then run on a held-out photo (``astronaut``) made dark by
+:func:`textrestore.data.degradation.degrade`, with hooks on every block:
 
 - **Pixel attention**: :meth:`textrestore.layers.PixelAttention.attention_map` of each
   block's PA input, a (1, H, W) gate in (0, 1).
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     photo = C.load_photo("astronaut")[None]
     photo = torch.nn.functional.interpolate(photo, size=(size, size), mode="area")
-    low = C.darken(photo, torch.Generator().manual_seed(7))
+    low = C.make_low(photo, torch.Generator().manual_seed(7), C.TEST_DEGRADATION)
     luma = (0.299 * low[0, 0] + 0.587 * low[0, 1] + 0.114 * low[0, 2]).float()
 
     captured: dict[str, list[Any]] = {"pa": [], "tcm": []}
@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         [
             "# Attention maps (nalsuper_t)",
             "",
-            f"Trained {steps} steps with {PROMPT!r}; photo: astronaut {size}x{size}, darkened. "
+            f"Trained {steps} steps with {PROMPT!r}; photo: astronaut {size}x{size}, degraded "
+            "(textrestore.data.degradation.degrade, every sample dark). "
             f"Words: {' '.join(words)}. TCM recomputation error: {check:.2e}. "
             f"Verdict: {verdict}.",
             "",

@@ -135,7 +135,7 @@ class Crops:
 
 
 def fake_lolv1(root: Path, n_train: int = 6, n_test: int = 2, size: tuple[int, int] = (40, 60)):
-    """A tiny LOL-v1 folder from skimage photos, darkened (for --quick)."""
+    """A tiny LOL-v1 folder from skimage photos made dark by the degradation model (--quick)."""
     from PIL import Image
 
     photos = [C.load_photo(n) for n in ("rocket", "coffee", "astronaut", "chelsea")]
@@ -146,7 +146,7 @@ def fake_lolv1(root: Path, n_train: int = 6, n_test: int = 2, size: tuple[int, i
         for i in range(n):
             p = photos[i % len(photos)][None]
             high = torch.nn.functional.interpolate(p, size=size, mode="area")
-            low = C.darken(high, gen)
+            low = C.make_low(high, gen, C.TEST_DEGRADATION)
             for sub, img in (("low", low), ("high", high)):
                 Image.fromarray(C.to_image(img)).save(root / split / sub / f"{i + 1}.png")
     return root
