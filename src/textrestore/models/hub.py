@@ -36,12 +36,9 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import nn
-
-if TYPE_CHECKING:
-    from .base import TextGuidedModel
 
 __all__ = [
     "from_pretrained",
@@ -214,8 +211,12 @@ def _resolve_repo(
     if reason is None:
         files = [
             hf_hub_download(
-                repo_id, name, revision=revision, cache_dir=cache,
-                force_download=force_download, token=token,
+                repo_id,
+                name,
+                revision=revision,
+                cache_dir=cache,
+                force_download=force_download,
+                token=token,
             )  # fmt: skip
             for name in (CONFIG_NAME, WEIGHTS_NAME)
         ]
@@ -250,11 +251,11 @@ def read_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
     return config
 
 
-def model_classes() -> dict[str, type[TextGuidedModel]]:
+def model_classes() -> dict[str, type[Any]]:
     """Every loaded subclass of TextGuidedModel, by class name."""
     from .base import TextGuidedModel
 
-    out: dict[str, type[TextGuidedModel]] = {}
+    out: dict[str, type[Any]] = {}
     todo = list(TextGuidedModel.__subclasses__())
     while todo:
         cls = todo.pop()
@@ -263,14 +264,13 @@ def model_classes() -> dict[str, type[TextGuidedModel]]:
     return out
 
 
-def class_for(config: Mapping[str, Any], where: str) -> type[TextGuidedModel]:
+def class_for(config: Mapping[str, Any], where: str) -> type[Any]:
     """The class named by a config's ``architecture`` key."""
     name = config.get("architecture")
     classes = model_classes()
     if not isinstance(name, str) or name not in classes:
         raise ValueError(
-            f"{where}: config.json names architecture={name!r}; known: "
-            f"{', '.join(sorted(classes))}"
+            f"{where}: config.json names architecture={name!r}; known: {', '.join(sorted(classes))}"
         )
     return classes[name]
 
@@ -284,7 +284,7 @@ def from_pretrained(
     token: str | bool | None = None,
     local_files_only: bool = False,
     **model_kwargs: Any,
-) -> TextGuidedModel:
+) -> nn.Module:
     """Load a model saved with ``save_pretrained`` from a folder or a Hugging Face Hub repo.
 
     The class (``NaLSuper``, ``MultiScaleNaLSuper``, ...) is the one ``config.json`` names.
