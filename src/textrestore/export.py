@@ -1,13 +1,15 @@
 """Export a model with its prompt embedding baked in: ONNX, TorchScript, ExportedProgram.
 
-The exported graph takes one input, ``image`` (1, 3, H, W) float32 with dynamic H and
-W (TorchScript: any batch), and returns the enhanced image of the same shape (not clipped). The prompt's
-token embeddings are constants of the graph, so no text encoder is needed at run time.
+The exported graph takes one input, ``image`` (B, 3, H, W) float32 with dynamic batch B,
+height H and width W, and returns the enhanced image of the same shape (not clipped). The
+prompt's token embeddings are constants of the graph, so no text encoder is needed at run
+time. Multi-scale models (``model.multiple > 1``) export for H, W > ``multiple`` (the
+coarsest scale must be at least 2 pixels); single-scale ones for any H, W >= 1.
 
 Formats:
 
 - ``torchscript`` (``.pt``): ``torch.jit.trace``; load with ``torch.jit.load``.
-- ``exported-program`` (``.pt2``): ``torch.export`` with dynamic H/W; load with
+- ``exported-program`` (``.pt2``): ``torch.export`` with dynamic B/H/W; load with
   ``torch.export.load(path).module()``.
 - ``onnx`` (``.onnx``): the ``torch.export``-based ONNX exporter (needs the ``export``
   extra: ``onnx``, ``onnxscript``; ``onnxruntime`` to run it).
@@ -46,6 +48,12 @@ DEFAULT_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".p
 class BakedPromptModel(nn.Module):
     """``image -> model(image, prompt)`` with the prompt's embedding stored as buffers.
 
+    The prompt is passed to the model as a batch-1 :class:`~textrestore.text.TextEmbedding`
+    that the model broadcasts, so the batch stays symbolic under ``torch.export``. For a
+    model that pads its input to a ``multiple`` (the multi-scale presets), the padding and
+    the crop are done here while exporting, with index gathers (the same replicate padding)
+    so that no branch depends on whether the size is already a multiple.
+
     Args:
         model: a NaLSuper-like module with ``embed_text`` (or any ``model(image, text)``).
         prompt: the prompt to bake (default: the model's default prompt); looked up in
@@ -57,6 +65,8 @@ class BakedPromptModel(nn.Module):
     """
 
     tokens: Tensor
+    mask: Tensor
+    pooled: Tensor
 
     def __init__(
         self, model: nn.Module, prompt: str | None = None, text: Tensor | None = None
@@ -79,20 +89,56 @@ class BakedPromptModel(nn.Module):
                     f"{type(text).__name__} {getattr(text, 'shape', '')}"
                 )
             tokens = text.reshape(1, -1, text.shape[-1])
-        self.register_buffer("tokens", tokens.detach().clone().float())
+        tokens = tokens.detach().clone().float()
+        self.register_buffer("tokens", tokens)
+        self.register_buffer("mask", torch.ones(tokens.shape[:2], dtype=torch.bool))
+        self.register_buffer("pooled", tokens.mean(1))
 
     def forward(self, image: Tensor) -> Tensor:
-        text = self.tokens.expand(image.shape[0], -1, -1)
-        out: Tensor = self.model(image, text)
-        return out
+        from .text import TextEmbedding
+
+        text = TextEmbedding(self.tokens, self.mask, self.pooled)  # batch 1, broadcast
+        m = int(getattr(self.model, "multiple", 1))
+        if m == 1 or not getattr(torch.compiler, "is_exporting", lambda: False)():
+            out: Tensor = self.model(image, text)
+            return out
+        h, w = image.shape[-2:]
+        rows = torch.arange((h + m - 1) // m * m, device=image.device).clamp(max=h - 1)
+        cols = torch.arange((w + m - 1) // m * m, device=image.device).clamp(max=w - 1)
+        padded = image.index_select(2, rows).index_select(3, cols)  # replicate, bottom/right
+        out = self.model(padded, text)
+        return out.index_select(2, rows[:h]).index_select(3, cols[:w])
 
 
-def _dynamic_shapes() -> dict[str, dict[int, Any]]:
+def _dynamic_shapes(model: nn.Module) -> dict[str, dict[int, Any]]:
     from torch.export import Dim
 
-    # The batch stays 1 in onnx / exported-program: TextEmbedding.batch_size calls int() on
-    # the batch dimension, which specialises it under torch.export.
-    return {"image": {2: Dim("height", min=1, max=16384), 3: Dim("width", min=1, max=16384)}}
+    m = int(getattr(model, "multiple", 1))
+    low = 1 if m == 1 else m + 1  # multi-scale: the coarsest scale holds >= 2 pixels
+    return {
+        "image": {
+            0: Dim("batch", min=1, max=4096),
+            2: Dim("height", min=low, max=16384),
+            3: Dim("width", min=low, max=16384),
+        }
+    }
+
+
+def _export_program(baked: nn.Module, example: Tensor) -> Any:
+    """``torch.export`` with dynamic batch, height and width.
+
+    Guards that the symbolic-shape solver cannot prove for every size (the padding
+    arithmetic of multi-scale models) become runtime assertions of the graph instead of
+    specialising the shapes (``prefer_deferred_runtime_asserts_over_guards``).
+    """
+    inner = getattr(baked, "model", baked)
+    with torch.no_grad():
+        return torch.export.export(
+            baked,
+            (example,),
+            dynamic_shapes=_dynamic_shapes(inner),
+            prefer_deferred_runtime_asserts_over_guards=True,
+        )
 
 
 def export_model(
@@ -130,7 +176,8 @@ def export_model(
         for m in fused:
             setattr(m, "fused_attn", False)  # noqa: B010
     h, w = example_size
-    example = torch.rand(1, 3, h, w)
+    # batch 2: an example of batch 1 would specialise the batch dimension to 1
+    example = torch.rand(1 if format == "torchscript" else 2, 3, h, w)
     try:
         with atomic_path(out) as tmp:
             if format == "torchscript":
@@ -140,9 +187,7 @@ def export_model(
                     traced = torch.jit.trace(baked, example, check_trace=False)
                     traced.save(str(tmp))
             elif format == "exported-program":
-                with torch.no_grad():
-                    ep = torch.export.export(baked, (example,), dynamic_shapes=_dynamic_shapes())
-                torch.export.save(ep, str(tmp))
+                torch.export.save(_export_program(baked, example), str(tmp))
             else:
                 _export_onnx(baked, example, tmp, opset)
     finally:
@@ -160,13 +205,13 @@ def _export_onnx(baked: nn.Module, example: Tensor, tmp: Path, opset: int) -> No
             "ONNX export needs the 'export' extra: pip install 'textrestore[export]' "
             "(onnx, onnxscript, onnxruntime)"
         ) from err
+    exported = _export_program(baked, example)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            baked,
+            exported,
             (example,),
             dynamo=True,
-            dynamic_shapes=_dynamic_shapes(),
             input_names=["image"],
             output_names=["enhanced"],
             opset_version=opset,

@@ -91,9 +91,9 @@ class TextEmbedding:
 
     def expand(self, batch: int) -> TextEmbedding:
         """Repeat a batch-1 embedding to ``batch`` samples (a view, no copy)."""
-        if self.batch_size == batch:
-            return self
-        if self.batch_size != 1:
+        if self.batch_size != 1:  # tested first: under torch.export ``batch`` is symbolic
+            if self.batch_size == batch:
+                return self
             raise ValueError(
                 f"text: batch of {self.batch_size} prompts does not match {batch} images"
             )
