@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_image_batch
+from ._fast import inference_fast_path
 from .attention import ChannelAttention, CrossLayerAttention, PixelAttention
 
 __all__ = ["IFA"]
@@ -52,17 +53,26 @@ class IFA(nn.Module):
         self.pixel_attn = PixelAttention(dim, reduction=reduction, act_layer=act_layer)
         self.fusion = CrossLayerAttention(dim, num_levels) if num_levels is not None else None
 
-    def attend_(self, y: Tensor) -> Tensor:
-        """``PA(CA(y))`` computed in place in ``y`` (no autograd): two full-size buffers fewer.
+    def forward(
+        self, x: Tensor, levels: Sequence[Tensor] | None = None, *, inplace: bool = False
+    ) -> Tensor:
+        """``PA(CA(x))`` (then the cross-layer fusion with ``levels``).
 
-        The same elementwise products as :meth:`forward`, so the result is bit-identical.
+        ``inplace=True`` lets the fast branch scale ``x`` itself (the caller gives up ``x``):
+        taken when :func:`~textrestore.layers._fast.inference_fast_path` holds and both
+        attentions are this library's own classes; the same products, bit-identical.
         """
-        y.mul_(self.channel_attn.gate_values(y))
-        return y.mul_(self.pixel_attn.gate(y))
-
-    def forward(self, x: Tensor, levels: Sequence[Tensor] | None = None) -> Tensor:
         check_image_batch(x, "IFA input x", self.dim)
-        y = self.pixel_attn(self.channel_attn(x))
+        if (
+            inplace
+            and type(self.channel_attn) is ChannelAttention
+            and type(self.pixel_attn) is PixelAttention
+            and inference_fast_path(self, x)
+        ):
+            x.mul_(self.channel_attn.gate_values(x))
+            y = x.mul_(self.pixel_attn.attention_map(x))
+        else:
+            y = self.pixel_attn(self.channel_attn(x))
         if levels is None:
             return y
         if self.fusion is None:

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from .._checks import check_image_batch
 from ..text.embedding import TextEmbedding
+from ._fast import inference_fast_path
 from .ifa import IFA
 from .tcm import TCM
 
@@ -63,45 +64,37 @@ class RTFB(nn.Module):
         )
         self.ifa = IFA(dim, reduction=reduction, act_layer=act_layer) if use_ifa else None
 
-    def forward_inference(
-        self, x: Tensor, tokens: Tensor | None, mask: Tensor | None, out: Tensor | None = None
+    def forward(
+        self,
+        x: Tensor,
+        text: Tensor | TextEmbedding | None = None,
+        mask: Tensor | None = None,
+        *,
+        out: Tensor | None = None,
     ) -> Tensor:
-        """:meth:`forward` without autograd, with in-place intermediates (memory-lean).
+        """``x + IFA(TCM(conv(act(conv(x)) + x), text))``, written into ``out`` when given.
 
-        Only two full-size buffers live at a time besides ``x``: the conv body's, and the
-        block output, written into ``out`` when given (NaLSuper passes a slot of its level
-        buffer). TCM runs in pixel chunks in place. Same result as :meth:`forward` up to
-        floating-point reassociation. Call only under ``torch.no_grad()``/inference mode.
-
-        Args:
-            x: (B, C, H, W) block input; not modified.
-            tokens: (B, L, D) text tokens (required when the block has a TCM).
-            mask: (B, L) bool or None.
-            out: optional (B, C, H, W) tensor that receives the output.
+        When :func:`~textrestore.layers._fast.inference_fast_path` holds, the same
+        operations run with in-place intermediates (the conv body's buffer is reused by
+        TCM and IFA, which get ``inplace=True`` when they are this library's own classes),
+        so only two full-size buffers live besides ``x``; ``x`` is never modified.
         """
+        check_image_batch(x, "RTFB input x", self.dim)
+        if self.tcm is not None and text is None:
+            raise ValueError("RTFB: text is required (the block was built with use_tcm=True)")
+        lean = inference_fast_path(self, x)
         t = self.conv1(x)
-        t = t.relu_() if type(self.act) is nn.ReLU else self.act(t)
-        y = self.conv2(t.add_(x))
+        t = t.relu_() if lean and type(self.act) is nn.ReLU else self.act(t)
+        y = self.conv2(t.add_(x) if lean else t + x)
         del t
         if self.tcm is not None:
-            if tokens is None:
-                raise ValueError("RTFB: text is required (the block was built with use_tcm=True)")
-            y = self.tcm.forward_inplace(y, tokens, mask)
+            y = (
+                self.tcm(y, text, mask, inplace=True)
+                if lean and type(self.tcm) is TCM
+                else self.tcm(y, text, mask)
+            )
         if self.ifa is not None:
-            y = self.ifa.attend_(y)
-        if out is None:
-            return y.add_(x)
-        return torch.add(x, y, out=out)
-
-    def forward(
-        self, x: Tensor, text: Tensor | TextEmbedding | None = None, mask: Tensor | None = None
-    ) -> Tensor:
-        check_image_batch(x, "RTFB input x", self.dim)
-        y = self.conv2(self.act(self.conv1(x)) + x)
-        if self.tcm is not None:
-            if text is None:
-                raise ValueError("RTFB: text is required (the block was built with use_tcm=True)")
-            y = self.tcm(y, text, mask)
-        if self.ifa is not None:
-            y = self.ifa(y)
-        return x + y
+            y = self.ifa(y, inplace=True) if lean and type(self.ifa) is IFA else self.ifa(y)
+        if out is not None:
+            return torch.add(x, y, out=out)
+        return y.add_(x) if lean else x + y

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from .._checks import check_image_batch, check_tensor, is_tracing
 from ..text.embedding import TextEmbedding
+from ._fast import inference_fast_path
 
 __all__ = ["TCM", "text_attention", "text_attention_reference"]
 
@@ -117,8 +118,9 @@ class TCM(nn.Module):
             shifts every logit of a query equally, which softmax ignores).
         init_values: initial LayerScale γ of the residual update; ``None`` for γ = 1 fixed.
         norm_layer: normalisation applied to image tokens (over C) and text tokens (over D).
-        fused_attn: use ``scaled_dot_product_attention`` (and, without autograd, the
-            chunked fast path); ``False`` uses the reference path.
+        fused_attn: use ``scaled_dot_product_attention`` (and, when
+            :func:`~textrestore.layers._fast.inference_fast_path` holds, the chunked fast
+            branch); ``False`` uses the reference path.
 
     Shape:
         - x: (B, C, H, W), any H, W >= 1
@@ -211,25 +213,27 @@ class TCM(nn.Module):
                 torch.add(chunk, update, out=out_seq[:, start:stop])
         return x if inplace else out.permute(0, 3, 1, 2)
 
-    def forward_inplace(self, x: Tensor, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``forward(x, tokens, mask)`` written into ``x`` (no autograd; used by RTFB).
-
-        ``tokens`` must already be (B, L, D) and ``mask`` (B, L) bool or None. Falls back
-        to a new tensor when ``x`` is not channels_last. Call only without autograd.
-        """
-        if not self.fused_attn:
-            return self.forward(x, tokens, mask)
-        return self._chunked(x, tokens, mask, inplace=True)
-
     def forward(
-        self, x: Tensor, text: Tensor | TextEmbedding, mask: Tensor | None = None
+        self,
+        x: Tensor,
+        text: Tensor | TextEmbedding,
+        mask: Tensor | None = None,
+        *,
+        inplace: bool = False,
     ) -> Tensor:
+        """``x + γ·attn(x, text)``; ``inplace=True`` lets the fast branch write into ``x``.
+
+        The fast branch (fused attention, :func:`~textrestore.layers._fast.inference_fast_path`)
+        runs the attention over pixel chunks with γ folded into the output projection; with
+        ``inplace`` and a channels_last ``x`` it adds the update into ``x`` itself (the caller
+        gives up ``x``). Otherwise ``x`` is never modified.
+        """
         check_image_batch(x, "TCM input x", self.dim)
         b, c, h, w = x.shape
         tokens, mask = _split_text(text, mask, b, self.text_dim)
         tokens = tokens.to(x.dtype)
-        if self.fused_attn and not torch.is_grad_enabled() and not is_tracing():
-            return self._chunked(x, tokens, mask, inplace=False)
+        if self.fused_attn and inference_fast_path(self, x):
+            return self._chunked(x, tokens, mask, inplace=inplace)
         # (B, C, H, W) -> (B, HW, C): free for channels_last inputs.
         seq = x.permute(0, 2, 3, 1).reshape(b, h * w, c)
         t = self.text_norm(tokens)

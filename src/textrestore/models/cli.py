@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..layers import TCM
-from .nalsuper import NaLSuper
+from ..layers import RTFB, TCM
+from .base import TextGuidedModel
 from .registry import create_model, list_models
 
 __all__ = ["count_flops", "model_table", "register"]
@@ -32,8 +32,8 @@ def count_flops(
     """
     with torch.device("meta"):
         model = create_model(name, **overrides)
-        if not isinstance(model, NaLSuper):
-            raise TypeError(f"count_flops: {name} is not a NaLSuper preset")
+        if not isinstance(model, TextGuidedModel):
+            raise TypeError(f"count_flops: {name} is not a text-guided model preset")
         image = torch.empty(1, model.in_chans, height, width)
         text = torch.empty(1, text_tokens, model.text_dim)
     _reference_path(model)
@@ -55,8 +55,9 @@ def model_table(height: int = 400, width: int = 600) -> list[dict[str, Any]]:
                 "model": name,
                 "params_M": round(params / 1e6, 3),
                 "gflops": round(count_flops(name, height, width) / 1e9, 1),
-                "dim": getattr(model, "dim", None),
-                "depth": getattr(model, "depth", None),
+                "dim": getattr(model, "dim", None)
+                or "/".join(str(w) for w in getattr(model, "widths", ())),
+                "depth": sum(isinstance(m, RTFB) for m in model.modules()),
                 "text_encoder": getattr(model, "text_encoder_name", None),
             }
         )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_image_batch, is_tracing
+from .._checks import check_image_batch
 from ..layers import RTFB, CrossLayerAttention
+from ..layers._fast import inference_fast_path
 from ..layers.attention import cosine_from_gram
 from ..text import PromptBank
 from .base import TextGuidedModel, TextInput
@@ -131,47 +132,48 @@ class NaLSuper(TextGuidedModel):
     def forward_features(self, image: Tensor, text: TextInput = None) -> list[Tensor]:
         """The output of every RTFB, a list of ``depth`` tensors (B, C, H, W)."""
         x, tokens, mask = self._prepare(image, text)
-        x = self.stem(x)
+        return self._run_blocks(self.stem(x), tokens, mask)
+
+    def _run_blocks(self, x: Tensor, tokens: Tensor | None, mask: Tensor | None) -> list[Tensor]:
         levels = []
         for block in self.blocks:
             x = block(x, tokens, mask)
             levels.append(x)
         return levels
 
-    def _fast_path_ok(self, image: Tensor) -> bool:
-        """Inference fast path: no autograd, no tracing, real tensors, fused TCMs, no hooks.
+    def _level_buffer_ok(self, x: Tensor) -> bool:
+        """Eligibility of the level-buffer branch of :meth:`forward` (see ``inference_fast_path``).
 
-        The fast path calls the blocks' kernels directly, so a forward (pre-)hook on any
-        submodule (attention-map capture, tiling's global context) would silently not run:
-        with hooks the model takes the module-by-module path instead.
+        Besides the shared predicate: the blocks and the fusion are this library's own
+        classes (a user's replacement runs through its own ``forward`` on the plain branch),
+        every TCM uses fused attention (``fused_attn=False`` asks for the reference
+        formulation, e.g. for FLOP counting), and there are at least two levels to fuse.
         """
         return (
-            not torch.is_grad_enabled()
-            and not is_tracing()
-            and image.device.type != "meta"
+            type(self.fusion) is CrossLayerAttention
+            and self.depth > 1
+            and all(type(b) is RTFB for b in self.blocks)
             and all(b.tcm is None or b.tcm.fused_attn for b in self.blocks)  # type: ignore[union-attr]
-            and not _has_forward_hooks(self)
+            and inference_fast_path(self, x)
         )
 
-    def _forward_inference(self, image: Tensor, text: TextInput) -> Tensor:
-        """Memory-lean forward without autograd (same result up to reassociation).
+    def forward(self, image: Tensor, text: TextInput = None) -> Tensor:
+        """Enhance ``image`` guided by ``text`` (see the class docstring for both).
 
-        - every block writes its output straight into a slot of one preallocated level
-          buffer (no list of levels, no ``torch.stack`` copy); the last level stays live;
-        - the blocks run with in-place intermediates and a chunked TCM
-          (:meth:`RTFB.forward_inference`);
-        - the cross-layer fusion takes the levels' Gram matrix (one GEMM over the buffer)
-          and folds ``I + scale·A`` into the 1×1 projection
-          (:meth:`CrossLayerAttention.fold_projection`), so neither the (B, N, C·H·W)
-          stack nor ``A F`` nor ``F + scale·A F`` is ever allocated.
+        One code path; when :meth:`_level_buffer_ok` holds (inference), the block outputs
+        are written straight into one preallocated level buffer and the cross-layer fusion
+        takes the levels' cosine similarity (float32 Gram over the buffer) and folds
+        ``I + scale·A`` into its 1×1 projection
+        (:meth:`~textrestore.layers.CrossLayerAttention.fold_projection`), so neither the
+        (B, N, C·H·W) stack nor ``A F`` is allocated. Same result up to reassociation.
         """
         x, tokens, mask = self._prepare(image, text)
         x = self.stem(x)
-        if self.fusion is None or self.depth == 1:
-            for block in self.blocks:
-                x = block.forward_inference(x, tokens, mask)  # type: ignore[operator]
-            fused = self.fusion([x]) if self.fusion is not None else x
+        if not self._level_buffer_ok(x):
+            levels = self._run_blocks(x, tokens, mask)
+            fused = self.fusion(levels) if self.fusion is not None else levels[-1]
             return (image + self.tail(fused)).contiguous()
+        fusion = cast(CrossLayerAttention, self.fusion)  # checked by _level_buffer_ok
         b, c, h, w = x.shape
         n, k = self.depth, c * h * w
         cl = x.is_contiguous(memory_format=torch.channels_last)
@@ -180,16 +182,15 @@ class NaLSuper(TextGuidedModel):
         buf = x.new_empty(shape)
         slots = [s.permute(0, 3, 1, 2) if cl else s for s in buf.unbind(0)]
         for i, block in enumerate(self.blocks):
-            out = slots[i] if i < n - 1 else None
-            x = block.forward_inference(x, tokens, mask, out=out)  # type: ignore[operator]
+            x = block(x, tokens, mask, out=slots[i] if i < n - 1 else None)
         last = (x.permute(0, 2, 3, 1) if cl else x).reshape(b, k)
         cosine = (
             _level_cosine(buf, last, n, b, k)
-            if self.fusion.layer_attention and self.fusion.fixed_affinity is None
+            if fusion.layer_attention and fusion.fixed_affinity is None
             else x.new_zeros(b, n, n, dtype=torch.float32)
         )
-        weights = self.fusion.fold_projection(cosine).to(x.dtype)
-        proj_bias = self.fusion.proj.bias
+        weights = fusion.fold_projection(cosine).to(x.dtype)  # (B, C_out, N, C)
+        proj_bias = fusion.proj.bias
         bias = x.new_zeros(c) if proj_bias is None else proj_bias.to(x.dtype)
         if cl:
             fused = x.new_empty(b, h, w, c)
@@ -208,13 +209,6 @@ class NaLSuper(TextGuidedModel):
                     acc.addmm_(weights[j, :, m], buf[m, j].view(c, h * w))
         del buf, slots, x
         return (image + self.tail(fused_img)).contiguous()
-
-    def forward(self, image: Tensor, text: TextInput = None) -> Tensor:
-        if self._fast_path_ok(image):
-            return self._forward_inference(image, text)
-        levels = self.forward_features(image, text)
-        fused = self.fusion(levels) if self.fusion is not None else levels[-1]
-        return (image + self.tail(fused)).contiguous()
 
 
 def _level_cosine(buf: Tensor, last: Tensor, n: int, b: int, k: int) -> Tensor:
@@ -240,15 +234,6 @@ def _level_cosine(buf: Tensor, last: Tensor, n: int, b: int, k: int) -> Tensor:
     norms = gram.diagonal(dim1=1, dim2=2).clamp_min(0).sqrt()
     unit = gram / (norms[:, :, None] * norms[:, None, :]).clamp_min(1e-12)
     return cosine_from_gram(unit, norms)
-
-
-def _has_forward_hooks(module: nn.Module) -> bool:
-    """True if a forward (pre-)hook is registered on ``module``, a submodule or globally."""
-    from torch.nn.modules import module as module_mod
-
-    if module_mod._global_forward_hooks or module_mod._global_forward_pre_hooks:
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
 
 def _build(
