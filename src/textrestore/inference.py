@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 #: The preset whose shipped weights ``enhance(model=None)`` uses.
-DEFAULT_MODEL = "nalsuper_s"
+DEFAULT_MODEL = "nalsuper_ms"
 
 PathLike = str | os.PathLike
 
@@ -74,12 +74,12 @@ def load_model(
     """Resolve ``model`` to an ``nn.Module`` in eval mode.
 
     Args:
-        model: ``None`` (the shipped ``nalsuper_s`` checkpoint), a preset name with shipped
+        model: ``None`` (the shipped ``nalsuper_ms`` checkpoint), a preset name with shipped
             weights, a path to a ``.safetensors`` / ``.pt`` state dict, or a module
             (returned as is).
         preset: the preset to build for a weights file (default: the preset the file
             names — safetensors metadata or a trainer checkpoint's config — else
-            ``nalsuper_s``); a trainer checkpoint's EMA weights are used when present.
+            ``nalsuper_ms``); a trainer checkpoint's EMA weights are used when present.
 
     Returns:
         The model (cached: the same object for the same arguments).
@@ -752,7 +752,7 @@ def enhance(
         image: a path to an image file, a ``PIL.Image``, a NumPy array (H, W, 3) (also
             (H, W), (H, W, 1), (H, W, 4): alpha kept) of dtype uint8, uint16 or float in
             [0, 1], or a tensor (3, H, W) / (B, 3, H, W), float in [0, 1] or uint8.
-        model: ``None`` for the shipped ``nalsuper_s`` checkpoint, a module, a preset
+        model: ``None`` for the shipped ``nalsuper_ms`` checkpoint, a module, a preset
             name with shipped weights, or a weights file (see :func:`load_model`).
         prompt: the text prompt (default: the model's default prompt). A prompt the
             model's bank does not hold is encoded by the model's text encoder.

@@ -16,7 +16,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--model", metavar="PRESET", default=None,
-        help="model preset (default: the one the weights file names, else nalsuper_s); "
+        help="model preset (default: the one the weights file names, else nalsuper_ms); "
         "without --weights the preset's shipped weights are used",
     )  # fmt: skip
 

@@ -68,7 +68,7 @@ An unreadable or corrupt file, or one that runs out of memory, is reported and
 skipped while the others are written; the exit code is 1 if any file failed, 2 for a
 usage error found before the first image (nothing is written then), 130 on Ctrl-C.
 
-By default the model is the nalsuper_s checkpoint shipped with the package (no
+By default the model is the nalsuper_ms checkpoint shipped with the package (no
 download).
 """
 

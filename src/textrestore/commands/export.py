@@ -25,7 +25,7 @@ ONNX needs the export extra: pip install 'textrestore[export]'.
 
 EPILOG = """\
 examples:
-  textrestore export --format onnx -o nalsuper_s.onnx
+  textrestore export --format onnx -o nalsuper_ms.onnx
   textrestore export --weights my.safetensors --model nalsuper_t --format torchscript -o m.pt
 """
 
