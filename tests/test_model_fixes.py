@@ -150,3 +150,23 @@ def test_multiscale_pads_any_size_and_text_changes_the_output() -> None:
     x = torch.rand(1, 3, 16, 16)
     a, b = m(x, torch.randn(3, 4)), m(x, torch.randn(3, 4))
     assert float((a - b).abs().mean()) > 1e-3
+
+
+def test_safetensors_records_constructor_arguments(tmp_path) -> None:
+    """A model trained with overrides loads from its file without repeating them."""
+    import json
+
+    from safetensors.torch import save_model
+
+    from textrestore.models import model_from_checkpoint
+
+    model = create_model("nalsuper_t", dim=8, depth=2, use_fusion=False)
+    path = tmp_path / "m.safetensors"
+    save_model(
+        model, str(path), metadata={"preset": "nalsuper_t", "config": json.dumps(model.config)}
+    )
+    loaded = model_from_checkpoint(path)
+    assert loaded.dim == 8 and loaded.depth == 2 and loaded.fusion is None
+    x, text = torch.rand(1, 3, 8, 8), torch.randn(1, 2, 384)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, text), model(x, text))

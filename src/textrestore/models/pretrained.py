@@ -139,17 +139,35 @@ def load_pretrained(model: nn.Module, name: str) -> nn.Module:
     return load_weights(model, pretrained_path(name))
 
 
-def _safetensors_preset(path: Path) -> str | None:
+def _safetensors_metadata(path: Path) -> dict[str, str]:
     from safetensors import safe_open
 
     _check_file(path)
     try:
         with safe_open(str(path), framework="pt") as f:
-            return (f.metadata() or {}).get("preset")
+            return dict(f.metadata() or {})
     except Exception as err:  # SafetensorError: fake, truncated or foreign file
         raise WeightsFileError(
             f"{path}: not a readable safetensors file ({_short(err)}); {_FILE_KINDS}"
         ) from None
+
+
+def _safetensors_preset(path: Path) -> str | None:
+    return _safetensors_metadata(path).get("preset")
+
+
+def _safetensors_config(path: Path) -> dict[str, Any]:
+    """The constructor arguments a safetensors file records (metadata ``config``, JSON)."""
+    import json
+
+    raw = _safetensors_metadata(path).get("config")
+    if not raw:
+        return {}
+    try:
+        config = json.loads(raw)
+    except ValueError:
+        raise WeightsFileError(f"{path}: its 'config' metadata is not JSON") from None
+    return config if isinstance(config, dict) else {}
 
 
 def model_from_checkpoint(
@@ -163,7 +181,10 @@ def model_from_checkpoint(
     Understands three kinds of file:
 
     - ``.safetensors`` (shipped weights, exports of the trainer's best model): the preset
-      is ``preset``, else the file's ``preset`` metadata, else ``default_preset``;
+      is ``preset``, else the file's ``preset`` metadata, else ``default_preset``; the
+      constructor arguments the file records (metadata ``config``, as timm's and
+      open_clip's pretrained configs do) are passed on, so a model trained with overrides
+      loads without the user repeating them;
     - a trainer checkpoint (``.pt`` holding ``config`` and ``model``): preset and
       constructor overrides come from its config (``preset`` overrides the name); with
       ``use_ema`` its EMA weights are used when present;
@@ -184,10 +205,12 @@ def model_from_checkpoint(
     path = Path(path)
     _check_file(path)
     if path.suffix == ".safetensors":
-        name = preset or _safetensors_preset(path) or default_preset
+        file_preset = _safetensors_preset(path)
+        name = preset or file_preset or default_preset
         if name is None:
             raise ValueError(f"{path}: the file names no preset; pass preset=")
-        return _load_state(create_model(name), _read_safetensors(path), path)
+        args = _safetensors_config(path) if name == file_preset else {}
+        return _load_state(create_model(name, **args), _read_safetensors(path), path)
     loaded: Any = _torch_load(path)
     config = loaded.get("config") if isinstance(loaded, dict) else None
     if isinstance(config, dict) and isinstance(loaded.get("model"), dict):
