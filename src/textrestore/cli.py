@@ -25,6 +25,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "textrestore.commands.export",
     "textrestore.commands.quality",
     "textrestore.train.cli",
+    "textrestore.commands.app",
 )
 
 
