@@ -2,7 +2,10 @@
 
 Each (preset, size, tile) runs in a fresh process (``ru_maxrss`` is that run's peak).
 ``tile`` is ``none`` (whole image), a side in pixels, or ``auto`` (with ``--budget-gb``).
-The shipped ``nalsuper_s`` weights are used for that preset, random weights otherwise.
+The shipped weights are used for presets that ship them (``list_pretrained()``), random
+weights otherwise. Each row also gives the matmul roof R measured in the same worker, the
+model's FLOPs at that size (``count_flops``, reference attention path) and the achieved
+GFLOP/s as a fraction of R.
 
 Usage::
 
@@ -23,15 +26,17 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, environment, loadavg, max_rss_mb, run_worker  # noqa: E402
+from _common import emit, environment, loadavg, matmul_gflops, max_rss_mb, run_worker  # noqa: E402
 
 
 def worker(preset: str, h: int, w: int, tile: str, budget_gb: float) -> dict[str, Any]:
     from textrestore.inference import enhance
-    from textrestore.models import create_model
+    from textrestore.models import create_model, list_pretrained
+    from textrestore.models.cli import count_flops
 
     torch.manual_seed(0)
-    model = create_model(preset, pretrained=preset == "nalsuper_s")
+    roof = matmul_gflops()
+    model = create_model(preset, pretrained=preset in list_pretrained())
     if "normal light image" not in model.prompt_bank:
         from textrestore.text import TextEmbedding
 
@@ -44,6 +49,7 @@ def worker(preset: str, h: int, w: int, tile: str, budget_gb: float) -> dict[str
     out = enhance(image, model=model, tile=tile_arg, device="cpu",
                   memory_budget=int(budget_gb * 2**30))  # fmt: skip
     seconds = time.perf_counter() - t0
+    gflops = count_flops(preset, h, w) / 1e9
     return {
         "preset": preset,
         "size": f"{h}x{w}",
@@ -51,6 +57,10 @@ def worker(preset: str, h: int, w: int, tile: str, budget_gb: float) -> dict[str
         "tile": tile,
         "budget_gb": budget_gb,
         "seconds": round(seconds, 3),
+        "roof_gflops_per_s": round(roof, 1),
+        "seconds_x_roof": round(seconds * roof, 1),
+        "model_gflops": round(gflops, 1),
+        "achieved_fraction_of_roof": round(gflops / seconds / roof, 3),
         "peak_rss_mb": round(max_rss_mb(), 1),
         "rss_mb_before_enhance": round(rss_before, 1),
         "output_shape": list(out.shape),

@@ -50,7 +50,7 @@ def test_suite_reports_every_family_and_recovers_known_exposure_gaps(tmp_path) -
     assert evs == sorted(evs) and controls["monotonic_fraction"] > 0.5
     assert controls["exposure_ev_mean"]["normal"] == pytest.approx(0.0, abs=1e-9)
     assert result["text_ablation"] == {"skipped": "the model has no prompt bank"}
-    assert any(p.endswith("controls.png") for p in result["contact_sheets"])
+    assert any(p.endswith("controls.jpg") for p in result["contact_sheets"])
 
 
 def test_lime_and_colour_angle_against_plain_formulas() -> None:

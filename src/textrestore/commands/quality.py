@@ -19,7 +19,7 @@ input, gamma 0.4, CLAHE and a LIME-style Retinex: PSNR, SSIM, their GT-mean vari
 the colour-angle error, with per-image win rates. Then the controls: the exposure (EV) of
 the output for every exposure prompt, held-out paraphrases, warmer/cooler, and the same
 with the text replaced by one constant embedding. Writes quality.json, quality.md and
-contact sheets (PNG) to --out.
+contact sheets (JPEG) to --out.
 
 Photos: scikit-learn's sample images, matplotlib's sample photo and Debian's
 mate-backgrounds nature photos (reserved for evaluation, never trained on), or --photos.

@@ -193,7 +193,7 @@ def run_quality_suite(
         photos: name → (3, H, W) reference photos (see :func:`evaluation_photos`).
         seeds: degradation seeds per photo and family.
         families: subset of :data:`EVAL_FAMILIES` (default: all).
-        sheet_dir: where to write contact sheets (PNG) a person can look at.
+        sheet_dir: where to write contact sheets (JPEG) a person can look at.
         progress: called with a line of text as the suite goes.
 
     Returns:
@@ -361,7 +361,7 @@ def _write_sheets(
         w = min(t.shape[2] for t in tiles)
         tiles = [t[:, :h, :w] for t in tiles]
         grid = make_grid(torch.stack(tiles), nrow=nrow, padding=4, pad_value=1.0)
-        written.append(str(write_image(folder / f"{name}.png", grid)))
+        written.append(str(write_image(folder / f"{name}.jpg", grid)))
 
     for family, tiles in sheets.items():
         save(f"family_{family}", tiles, nrow=6)  # input | gamma | clahe | lime | model | ref
