@@ -79,6 +79,7 @@ def environment() -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
         "loadavg_start": loadavg(),
     }

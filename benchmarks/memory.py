@@ -1,7 +1,8 @@
 """Peak RSS and time of ``textrestore.inference.enhance``: whole image vs tiles.
 
 Each (preset, size, tile) runs in a fresh process (``ru_maxrss`` is that run's peak).
-``tile`` is ``none`` (whole image), a side in pixels, or ``auto`` (with ``--budget-gb``).
+``tile`` is ``whole`` (never tiled), a side in pixels, or ``auto`` (``enhance``'s default:
+whole or tiled from the image size and the memory; with ``--budget-gb``).
 The shipped weights are used for presets that ship them (``list_pretrained()``), random
 weights otherwise. Each row also gives the matmul roof R measured in the same worker, the
 model's FLOPs at that size (``count_flops``, reference attention path) and the achieved
@@ -44,7 +45,10 @@ def worker(preset: str, h: int, w: int, tile: str, budget_gb: float) -> dict[str
         model.prompt_bank.add("normal light image", emb)
     image = torch.rand(3, h, w) * 0.3
     rss_before = max_rss_mb()
-    tile_arg: int | str | None = None if tile == "none" else (tile if tile == "auto" else int(tile))
+    # "none"/"whole": never tile; "auto": enhance()'s default (tiles when needed); N: tile N.
+    tile_arg: int | str | None = (
+        "whole" if tile in ("none", "whole") else (None if tile == "auto" else int(tile))
+    )
     t0 = time.perf_counter()
     out = enhance(image, model=model, tile=tile_arg, device="cpu",
                   memory_budget=int(budget_gb * 2**30))  # fmt: skip
