@@ -121,10 +121,12 @@ def test_app_in_a_real_browser(tmp_path: Path) -> None:
                 page.locator("#photos input[type=file]").set_input_files(str(photo))
                 results = {}
                 for how, prompt in (("click", bright_prompt), ("type", dark_prompt)):
+                    box = page.locator("#prompt textarea")
                     if how == "click":
                         page.get_by_role("button", name=prompt, exact=True).click()
                     else:
-                        page.locator("#prompt textarea").fill(prompt)
+                        box.fill(prompt)
+                    playwright_sync.expect(box).to_have_value(prompt, timeout=60_000)
                     page.locator("#enhance").click()
                     page.locator("#status").get_by_text(f"prompt '{prompt}'").wait_for(
                         timeout=180_000

@@ -112,7 +112,8 @@ def build_app(model: Any, device: str = "cpu", out_dir: str | os.PathLike[str] |
                     label="Photos", file_count="multiple", file_types=["image"],
                     elem_id="photos",
                 )  # fmt: skip
-                prompt = gr.Textbox(label="Prompt", value=bank.default_prompt, elem_id="prompt")
+                first = bank.default_prompt if bank.default_prompt in known or note is None else known[0]
+                prompt = gr.Textbox(label="Prompt", value=first, elem_id="prompt")
                 with gr.Row():
                     for i, p in enumerate(known[:24]):
                         gr.Button(p, size="sm", elem_id=f"known-{i}").click(
