@@ -112,7 +112,8 @@ def build_app(model: Any, device: str = "cpu", out_dir: str | os.PathLike[str] |
                     label="Photos", file_count="multiple", file_types=["image"],
                     elem_id="photos",
                 )  # fmt: skip
-                first = bank.default_prompt if bank.default_prompt in known or note is None else known[0]
+                usable = bank.default_prompt in known or bank.text_encoder is not None
+                first = bank.default_prompt if usable else known[0]
                 prompt = gr.Textbox(label="Prompt", value=first, elem_id="prompt")
                 with gr.Row():
                     for i, p in enumerate(known[:24]):
