@@ -27,7 +27,7 @@ from textrestore.losses import (
     mse_loss,
     ssim_loss,
 )
-from textrestore.metrics import ms_ssim, ssim
+from textrestore.metrics import ms_ssim
 
 SMALL_BETAS = (0.2, 0.3, 0.5)  # 3 scales: images >= 44 px
 
@@ -172,8 +172,9 @@ def test_bad_inputs() -> None:
     with pytest.raises(ValueError, match="window"):
         ssim_loss(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
     # padding="reflect" allows small crops.
-    assert torch.isfinite(ssim_loss(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8),
-                                    padding="reflect"))
+    assert torch.isfinite(
+        ssim_loss(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), padding="reflect")
+    )
     with pytest.raises(ValueError, match="176"):
         ms_ssim_loss(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))
 
@@ -284,8 +285,16 @@ def test_perceptual_random_and_from_file(tmp_path: Path) -> None:
     from_tv = PerceptualLoss({"relu2_1": 1.0}, weights=tmp_path / "tv.pth")
     norm = (x - from_tv.mean) / from_tv.std
     assert torch.allclose(from_tv._feats(x)["relu2_1"], tv[:7](norm), atol=1e-6)
-    crit = CombinedLoss({"l1": 1.0, "perceptual": {"weight": 0.1, "layer_weights": layers,
-                                                    "weights": tmp_path / "vgg19-dcbb9e9d.pth"}})
+    crit = CombinedLoss(
+        {
+            "l1": 1.0,
+            "perceptual": {
+                "weight": 0.1,
+                "layer_weights": layers,
+                "weights": tmp_path / "vgg19-dcbb9e9d.pth",
+            },
+        }
+    )
     assert torch.isclose(crit(p, x), l1_loss(p, x) + 0.1 * rand(p, x))
     with pytest.raises(ValueError, match="unknown vgg19 layer"):
         PerceptualLoss({"conv9_9": 1.0}, _random_init=True)

@@ -150,7 +150,9 @@ def test_torch_export_matches_eager_with_dynamic_size() -> None:
     for size in [(16, 20), (37, 53)]:
         x = torch.rand(1, 3, *size)
         with torch.no_grad():
-            torch.testing.assert_close(exported.module()(x, text), model(x, text), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(
+                exported.module()(x, text), model(x, text), atol=1e-5, rtol=1e-5
+            )
 
 
 BAD_INPUTS = [
@@ -167,7 +169,9 @@ BAD_INPUTS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("label,image,text,error,message", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+@pytest.mark.parametrize(
+    "label,image,text,error,message", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS]
+)
 def test_bad_input(label: str, image, text, error: type, message: str) -> None:
     model = tiny()
     with pytest.raises(error, match=message):
@@ -188,4 +192,8 @@ def test_flop_table_counts_the_paper_preset() -> None:
     table = format_table(rows, 400, 600)
     assert "nalsuper_s" in table and "GFLOPs @ 400x600" in table
     by_name = {r["model"]: r for r in rows}
-    assert by_name["nalsuper_t"]["gflops"] < by_name["nalsuper_s"]["gflops"] < by_name["nalsuper"]["gflops"]
+    assert (
+        by_name["nalsuper_t"]["gflops"]
+        < by_name["nalsuper_s"]["gflops"]
+        < by_name["nalsuper"]["gflops"]
+    )

@@ -51,7 +51,7 @@ def test_weights_only_torch_load(tmp_path):
     state = load_file(str(pretrained_path(PRESET)))
     torch.save(state, tmp_path / "s.pt")
     model = load_model(tmp_path / "s.pt", preset=PRESET)
-    ref = load_model()
+    ref = load_model(PRESET)
     x = torch.rand(1, 3, 12, 12)
     with torch.no_grad():
         assert torch.equal(model(x), ref(x))

@@ -175,7 +175,7 @@ def highlight_rolloff(x: Tensor, knee: float = 0.6) -> Tensor:
         >>> import torch
         >>> y = highlight_rolloff(torch.tensor([0.3, 0.6, 2.0, 100.0]))
         >>> [round(v, 3) for v in y.tolist()]
-        [0.3, 0.6, 0.970, 1.0]
+        [0.3, 0.6, 0.988, 1.0]
     """
     over = (x - knee).clamp_min(0.0) / (1.0 - knee)
     return torch.where(x <= knee, x, knee + (1.0 - knee) * (1.0 - torch.exp(-over)))

@@ -146,7 +146,7 @@ def colour_angle_error(pred: Tensor, target: Tensor, min_luma: float = 0.02) -> 
     Example:
         >>> import torch
         >>> x = torch.rand(2, 3, 4, 4) + 0.1
-        >>> colour_angle_error(x * 0.5, x).tolist()
+        >>> [round(v, 1) for v in colour_angle_error(x * 0.5, x).tolist()]
         [0.0, 0.0]
     """
     dot = (pred * target).sum(1)

@@ -46,7 +46,7 @@ def list_models(pattern: str = "*") -> list[str]:
 
     Example:
         >>> list_models("nalsuper*")
-        ['nalsuper', 'nalsuper_s', 'nalsuper_t']
+        ['nalsuper', 'nalsuper_ms', 'nalsuper_s', 'nalsuper_t']
     """
     return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern))
 
