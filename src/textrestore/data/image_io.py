@@ -196,9 +196,9 @@ def _to_rgb(arr: np.ndarray) -> np.ndarray:
 def _read_pil(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps
 
-    with Image.open(path) as im:
-        im.load()
-        im = ImageOps.exif_transpose(im)
+    with Image.open(path) as opened:
+        opened.load()
+        im: Image.Image = ImageOps.exif_transpose(opened)
         mode = im.mode
         if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
             return np.asarray(im).astype(np.uint16)

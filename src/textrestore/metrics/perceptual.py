@@ -175,7 +175,7 @@ def _build_lpips_net(
     # pretrained=False / pnet_rand=True: torchmetrics builds the backbone with random
     # weights and loads nothing; we load both parts ourselves, offline, weights_only.
     model = tm_lpips._NoTrainLpips(
-        net=net,
+        net=net,  # type: ignore[arg-type]
         pretrained=False,
         pnet_rand=True,  # type: ignore[arg-type]
     )

@@ -34,7 +34,7 @@ def count_flops(
         model = create_model(name, **overrides)
         if not isinstance(model, TextGuidedModel):
             raise TypeError(f"count_flops: {name} is not a text-guided model preset")
-        image = torch.empty(1, model.in_chans, height, width)
+        image = torch.empty(1, int(getattr(model, "in_chans", 3)), height, width)
         text = torch.empty(1, text_tokens, model.text_dim)
     _reference_path(model)
     counter = FlopCounterMode(display=False)
