@@ -186,3 +186,36 @@ def test_fixed_gate_and_affinity_agree_on_fast_and_reference_paths() -> None:
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(fast, free, atol=1e-3)
     assert "fixed_gate" not in str(model.state_dict().keys())
+
+
+def test_all_padding_mask_raises_on_both_branches() -> None:
+    model = create_model("nalsuper_t", text_dim=8).eval()
+    emb = TextEmbedding.from_tensor(torch.randn(1, 3, 8), torch.zeros(1, 3, dtype=torch.bool))
+    image = torch.rand(1, 3, 8, 8)
+    for grad in (True, False):
+        with (
+            torch.set_grad_enabled(grad),
+            pytest.raises(ValueError, match="at least one real token"),
+        ):
+            model(image, emb)
+
+
+def test_a_users_replacement_and_subclass_work_without_autograd() -> None:
+    """A replaced IFA and a PixelAttention subclass run through their own forward."""
+    from textrestore.layers import PixelAttention
+
+    class Halve(PixelAttention):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 0.5 * x
+
+    torch.manual_seed(0)
+    model = create_model("nalsuper_t", text_dim=8).eval()
+    model.blocks[0].ifa = torch.nn.Identity()
+    model.blocks[1].ifa.pixel_attn = Halve(model.dim)
+    image, text = torch.rand(1, 3, 9, 11), torch.randn(2, 8)
+    with torch.no_grad():
+        fast = model(image, text)
+    # If the no-grad branch bypassed either module, it would differ from the autograd path.
+    torch.testing.assert_close(fast, _reference(model, image, text), atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        assert model._level_buffer_ok(model.stem(image))  # the level buffer still runs
