@@ -40,13 +40,8 @@ def _sk_ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
     """skimage SSIM with the Wang et al. settings; a, b are (H, W, C)."""
     return float(
         sk_ssim(
-            a,
-            b,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-            data_range=data_range,
-            channel_axis=-1,
+            a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+            data_range=data_range, channel_axis=-1,
         )
     )
 
@@ -235,9 +230,8 @@ def test_gt_mean_darker_copy_scores_near_perfect(photos: dict[str, np.ndarray]) 
     assert float(psnr(dark, t, gt_mean=True).min()) > 60
     assert float(ssim(dark, t, gt_mean=True).min()) > 0.9999
     assert float(mae(dark, t, gt_mean=True).max()) < 1e-5
-    assert float(
-        ms_ssim(torch.ones(1, 3, 176, 176) * 0.2, torch.ones(1, 3, 176, 176) * 0.6, gt_mean=True)
-    ) == pytest.approx(1.0)
+    assert float(ms_ssim(torch.ones(1, 3, 176, 176) * 0.2, torch.ones(1, 3, 176, 176) * 0.6,
+                         gt_mean=True)) == pytest.approx(1.0)
 
 
 def test_gt_mean_align_uses_gray_mean_and_clips() -> None:

@@ -71,9 +71,7 @@ def test_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     # The same trainer checkpoint drives enhance and export: the preset and its overrides
     # come from the checkpoint's config.
     low = data / "eval15" / "low" / "1.png"
-    assert (
-        main(["enhance", str(low), "-o", str(tmp_path / "enh"), "--weights", str(ckpt), "-q"]) == 0
-    )
+    assert main(["enhance", str(low), "-o", str(tmp_path / "enh"), "--weights", str(ckpt), "-q"]) == 0
     assert (tmp_path / "enh" / "1.png").is_file()
     exported = tmp_path / "m.pt"
     rc = main(["export", "--weights", str(ckpt), "--format", "torchscript", "-o", str(exported)])

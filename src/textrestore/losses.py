@@ -367,12 +367,7 @@ class SSIMLoss(_WeightedLoss):
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         return self.loss_weight * ssim_loss(
-            pred,
-            target,
-            self.data_range,
-            self.window_size,
-            self.sigma,
-            self.reduction,
+            pred, target, self.data_range, self.window_size, self.sigma, self.reduction,
             self.padding,
         )
 
@@ -418,49 +413,10 @@ class MSSSIMLoss(_WeightedLoss):
 _VGG = {"vgg16": "vgg16-397923af.pth", "vgg19": "vgg19-dcbb9e9d.pth"}
 # torchvision's VGG configurations "D" (vgg16) and "E" (vgg19); "M" is a 2x2 max pool.
 _VGG_CFG: dict[str, list[int | str]] = {
-    "vgg16": [
-        64,
-        64,
-        "M",
-        128,
-        128,
-        "M",
-        256,
-        256,
-        256,
-        "M",
-        512,
-        512,
-        512,
-        "M",
-        512,
-        512,
-        512,
-        "M",
-    ],
-    "vgg19": [
-        64,
-        64,
-        "M",
-        128,
-        128,
-        "M",
-        256,
-        256,
-        256,
-        256,
-        "M",
-        512,
-        512,
-        512,
-        512,
-        "M",
-        512,
-        512,
-        512,
-        512,
-        "M",
-    ],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+              512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+              512, 512, 512, 512, "M"],
 }
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -555,7 +511,7 @@ class PerceptualLoss(_WeightedLoss):
             # Only the layers up to the deepest one used are needed; the classifier and
             # deeper layers of the file are ignored.
             state = {
-                k[len("features.") :]: v
+                k[len("features."):]: v
                 for k, v in load_state_dict(path).items()
                 if k.startswith("features.") and int(k.split(".")[1]) <= last
             }

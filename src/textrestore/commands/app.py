@@ -50,9 +50,7 @@ def _attach_encoder(model: Any) -> str | None:
     return None
 
 
-def build_app(
-    model: Any, device: str = "cpu", out_dir: str | os.PathLike[str] | None = None
-) -> Any:
+def build_app(model: Any, device: str = "cpu", out_dir: str | os.PathLike[str] | None = None) -> Any:
     """The Gradio ``Blocks`` of the app for ``model`` (not launched).
 
     Args:
@@ -73,9 +71,7 @@ def build_app(
     note = _attach_encoder(model)
     bank = model.prompt_bank
     known = list(bank.prompts) or [bank.default_prompt]
-    out = (
-        Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="textrestore-app-"))
-    )
+    out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="textrestore-app-"))
     out.mkdir(parents=True, exist_ok=True)
     runs = {"n": 0}
 
@@ -107,7 +103,8 @@ def build_app(
     with gr.Blocks(title="textrestore", theme=theme, analytics_enabled=False) as app:
         gr.Markdown(
             "# textrestore\nText-guided low-light enhancement. Upload photos, type a prompt "
-            "or click a known one, then **Enhance**." + (f"\n\n*{note}*" if note else "")
+            "or click a known one, then **Enhance**."
+            + (f"\n\n*{note}*" if note else "")
         )
         with gr.Row():
             with gr.Column():
@@ -139,7 +136,9 @@ def run_app(args: argparse.Namespace) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        print("textrestore app: needs Gradio: pip install 'textrestore[app]'", file=sys.stderr)
+        print(
+            "textrestore app: needs Gradio: pip install 'textrestore[app]'", file=sys.stderr
+        )
         return 2
     model = _load(args.weights, args.model)
     device = "cpu" if args.device == "auto" else args.device

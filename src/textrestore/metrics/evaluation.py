@@ -154,7 +154,9 @@ def evaluate(
     lpips_module: LPIPS | None = None
     if "lpips" in metrics:
         lpips_module = (
-            lpips_weights if isinstance(lpips_weights, LPIPS) else LPIPS(lpips_net, lpips_weights)  # type: ignore[arg-type]
+            lpips_weights
+            if isinstance(lpips_weights, LPIPS)
+            else LPIPS(lpips_net, lpips_weights)  # type: ignore[arg-type]
         )
         lpips_module = lpips_module.to(dev)
     columns: list[str] = list(metrics)
@@ -180,7 +182,8 @@ def evaluate(
                 if not isinstance(out, Tensor) or out.shape != high.shape:
                     shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
                     raise ValueError(
-                        f"batch {i}: model output {shape} does not match 'high' {tuple(high.shape)}"
+                        f"batch {i}: model output {shape} does not match 'high' "
+                        f"{tuple(high.shape)}"
                     )
                 out = out.float().clamp(0.0, 1.0)
                 high = high.float()

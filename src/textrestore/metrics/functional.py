@@ -359,7 +359,9 @@ def _ssim_maps(
     if padding == "reflect":
         pad = window_size // 2
         if pad >= h or pad >= w:
-            raise ValueError(f"ssim with padding='reflect' needs H, W > {pad}, got H={h}, W={w}")
+            raise ValueError(
+                f"ssim with padding='reflect' needs H, W > {pad}, got H={h}, W={w}"
+            )
         x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
         y = F.pad(y, (pad, pad, pad, pad), mode="reflect")
     elif padding == "valid":
@@ -375,9 +377,8 @@ def _ssim_maps(
     y = y.to(dtype)
     # Subtracting a per-image constant leaves the (co)variances unchanged and keeps
     # E[x^2] - E[x]^2 away from catastrophic cancellation in float32.
-    shift = 0.5 * (
-        x.detach().mean(dim=(1, 2, 3), keepdim=True) + y.detach().mean(dim=(1, 2, 3), keepdim=True)
-    )
+    shift = 0.5 * (x.detach().mean(dim=(1, 2, 3), keepdim=True)
+                   + y.detach().mean(dim=(1, 2, 3), keepdim=True))
     xc, yc = x - shift, y - shift
     c = x.shape[1]
     window = _gaussian_window(window_size, sigma, dtype, x.device)

@@ -175,9 +175,7 @@ def _build_lpips_net(
     # pretrained=False / pnet_rand=True: torchmetrics builds the backbone with random
     # weights and loads nothing; we load both parts ourselves, offline, weights_only.
     model = tm_lpips._NoTrainLpips(
-        net=net,  # type: ignore[arg-type]
-        pretrained=False,
-        pnet_rand=True,  # type: ignore[arg-type]
+        net=net, pretrained=False, pnet_rand=True  # type: ignore[arg-type]
     )
     lin_file = Path(tm_lpips.__file__).parent / "lpips_models" / f"{net}.pth"
     if not lin_file.is_file():  # pragma: no cover - shipped with torchmetrics
