@@ -4,26 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from safetensors.torch import save_file
 
-from textrestore import create_model
 from textrestore.cli import build_parser, main
-from textrestore.text import TextEmbedding
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> str:
-    model = create_model("nalsuper_t")
-    emb = TextEmbedding(
-        torch.randn(1, 4, 384), torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, 384)
-    )
-    model.prompt_bank.add("normal light image", emb)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), {"preset": "nalsuper_t"})
-    return str(path)
 
 
 def _photos(folder):

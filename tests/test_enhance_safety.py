@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 from torch import nn
 
 from textrestore import create_model
@@ -27,19 +26,7 @@ from textrestore.cli import main
 from textrestore.commands.enhance import MANIFEST, name_outputs
 from textrestore.text import PromptBank, TextEmbedding, TextEncoder
 
-
 # -- fixtures --------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> str:
-    model = create_model("nalsuper_t")
-    emb = TextEmbedding(
-        torch.randn(1, 4, 384), torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, 384)
-    )
-    model.prompt_bank.add("normal light image", emb)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path),
-              {"preset": "nalsuper_t"})  # fmt: skip
-    return str(path)
 
 
 @pytest.fixture(scope="module")

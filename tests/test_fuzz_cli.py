@@ -28,7 +28,6 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from safetensors.torch import save_file
 
 from textrestore import create_model
 from textrestore.cli import main
@@ -40,17 +39,6 @@ N_CLI = int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "20")) * 2
 N_API = int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "20")) * 3
 
 
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> str:
-    model = create_model("nalsuper_t")
-    emb = TextEmbedding(
-        torch.randn(1, 4, 384), torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, 384)
-    )
-    model.prompt_bank.add("normal light image", emb)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path),
-              {"preset": "nalsuper_t"})  # fmt: skip
-    return str(path)
 
 
 # -- random files ----------------------------------------------------------------------
