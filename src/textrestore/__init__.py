@@ -11,18 +11,49 @@ Example:
     torch.Size([1, 16, 4, 4])
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .inference import enhance
-from .layers import (
-    IFA,
-    RTFB,
-    TCM,
-    ChannelAttention,
-    CrossLayerAttention,
-    PixelAttention,
-)
-from .models import NaLSuper, create_model, from_pretrained, list_models, register_model
-from .text import TextEmbedding
+
+# Public names and the submodule each lives in. They are imported on first use (PEP 562),
+# so that ``import textrestore`` and ``textrestore --help`` do not import torch.
+_LAZY: dict[str, str] = {
+    "enhance": ".inference",
+    "IFA": ".layers",
+    "RTFB": ".layers",
+    "TCM": ".layers",
+    "ChannelAttention": ".layers",
+    "CrossLayerAttention": ".layers",
+    "PixelAttention": ".layers",
+    "NaLSuper": ".models",
+    "create_model": ".models",
+    "from_pretrained": ".models",
+    "list_models": ".models",
+    "register_model": ".models",
+    "TextEmbedding": ".text",
+}
+
+if TYPE_CHECKING:
+    from .inference import enhance
+    from .layers import IFA, RTFB, TCM, ChannelAttention, CrossLayerAttention, PixelAttention
+    from .models import NaLSuper, create_model, from_pretrained, list_models, register_model
+    from .text import TextEmbedding
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "__version__",

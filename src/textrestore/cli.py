@@ -21,10 +21,10 @@ __all__ = ["main", "console", "build_parser"]
 _COMMAND_MODULES: tuple[str, ...] = (
     "textrestore.commands.demo",
     "textrestore.commands.enhance",
-    "textrestore.models.cli",
+    "textrestore.commands.models",
     "textrestore.commands.export",
     "textrestore.commands.quality",
-    "textrestore.train.cli",
+    "textrestore.commands.train",
     "textrestore.commands.app",
 )
 

@@ -2,7 +2,7 @@
 
 The low-light inputs come from the project's one degradation model,
 :func:`textrestore.data.degradation.degrade`, with the training mix of ranges less its
-already well-exposed samples (:data:`DEMO_DEGRADATION`), one seed per photo.
+already well-exposed samples (:func:`demo_degradation`), one seed per photo.
 
 Offline and with the runtime dependencies only: the sample photos ship in
 ``textrestore/assets``, the model is the shipped checkpoint, and CLAHE is the NumPy
@@ -18,21 +18,35 @@ import time
 from dataclasses import asdict, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._atomic import atomic_write_text
-from ..data.degradation import FAMILIES, DegradationConfig
 from ._args import add_device_argument, add_model_arguments
 
-__all__ = ["register", "run", "run_demo", "sample_photos", "METHODS", "DEMO_DEGRADATION"]
+if TYPE_CHECKING:
+    from ..data.degradation import DegradationConfig
+
+__all__ = ["register", "run", "run_demo", "sample_photos", "METHODS", "demo_degradation"]
 
 METHODS = ("input", "gamma 0.4", "CLAHE", "model")
 
+
 #: The demo's degradation: the training mix (``FAMILIES["training"]``) with no
 #: well-exposed samples, so that every photo is made dark.
-DEMO_DEGRADATION: DegradationConfig = replace(FAMILIES["training"], well_exposed=0.0)
+def demo_degradation() -> DegradationConfig:
+    """The demo's degradation: the training mix without its well-exposed share."""
+    from ..data.degradation import FAMILIES
+
+    return replace(FAMILIES["training"], well_exposed=0.0)
+
+
+def __getattr__(name: str) -> Any:  # DEMO_DEGRADATION without importing torch at import time
+    if name == "DEMO_DEGRADATION":
+        return demo_degradation()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DESCRIPTION = """\
 Turn the sample photos bundled with the package (coffee, grace_hopper; never trained
@@ -109,7 +123,7 @@ def run_demo(
     rows = []
     for i, path in enumerate(sample_photos()):
         ref = read_image(path)[None]
-        low, _ = degrade(ref, [seed + i], DEMO_DEGRADATION)
+        low, _ = degrade(ref, [seed + i], demo_degradation())
         outs = {
             "input": low,
             "gamma 0.4": gamma_correct(low, 0.4),
@@ -139,7 +153,7 @@ def run_demo(
             n: {m: {"psnr": p, "ssim": s} for m, (p, s) in r.items()} for n, r in results.items()
         },
         "seed": seed,
-        "degradation": asdict(DEMO_DEGRADATION),
+        "degradation": asdict(demo_degradation()),
         "seconds": seconds,
         "table": table,
     }

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ._args import add_model_arguments
+
+if TYPE_CHECKING:
+    import torch
+
+#: The formats of :data:`textrestore.export.FORMATS` (repeated so that building the
+#: parser does not import torch; a test checks they agree).
+_FORMATS = ("onnx", "torchscript", "exported-program")
 
 __all__ = ["register", "run", "verify_export"]
 
@@ -34,6 +39,8 @@ def verify_export(
     model: torch.nn.Module, path: Path, prompt: str | None = None
 ) -> dict[str, float]:
     """Max abs difference between the exported file and PyTorch on 64x96 and 37x53 inputs."""
+    import torch
+
     from ..export import BakedPromptModel, load_exported
 
     ref = BakedPromptModel(model, prompt=prompt).eval()
@@ -105,8 +112,6 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add the ``export`` subcommand."""
-    from ..export import FORMATS
-
     p = subparsers.add_parser(
         "export",
         help="export to ONNX / TorchScript / ExportedProgram with the prompt baked in",
@@ -116,7 +121,7 @@ def register(subparsers: Any) -> None:
     )
     add_model_arguments(p)
     p.add_argument(
-        "--format", choices=FORMATS, default="onnx",
+        "--format", choices=_FORMATS, default="onnx",
         help="onnx (.onnx), torchscript (.pt) or exported-program (.pt2); default: onnx",
     )  # fmt: skip
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="output file")

@@ -1,8 +1,7 @@
-"""``textrestore models``: a table of the presets with parameters and FLOPs."""
+"""The preset table of ``textrestore models``: parameters and FLOPs of every preset."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import torch
@@ -12,7 +11,7 @@ from ..layers import RTFB, TCM
 from .base import TextGuidedModel
 from .registry import create_model, list_models
 
-__all__ = ["count_flops", "model_table", "register"]
+__all__ = ["count_flops", "model_table", "format_table"]
 
 
 def _reference_path(model: torch.nn.Module) -> None:
@@ -73,16 +72,3 @@ def format_table(rows: list[dict[str, Any]], height: int, width: int) -> str:
             f"| {r['depth']} | {r['text_encoder']} |"
         )
     return "\n".join(lines)
-
-
-def _run(args: argparse.Namespace) -> int:
-    print(format_table(model_table(args.height, args.width), args.height, args.width))
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``models`` subcommand."""
-    p = subparsers.add_parser("models", help="list the model presets with params and FLOPs")
-    p.add_argument("--height", type=int, default=400, help="image height for FLOPs (400)")
-    p.add_argument("--width", type=int, default=600, help="image width for FLOPs (600)")
-    p.set_defaults(func=_run)

@@ -99,9 +99,9 @@ def run_train(args: argparse.Namespace) -> int:
     """Run ``textrestore train``; returns the exit code."""
     import yaml
 
-    from .config import TrainConfig
-    from .distributed import cleanup_distributed
-    from .trainer import NonFiniteLossError, Trainer
+    from ..train.config import TrainConfig
+    from ..train.distributed import cleanup_distributed
+    from ..train.trainer import NonFiniteLossError, Trainer
 
     try:
         if args.config is None:
