@@ -8,13 +8,6 @@ from typing import Any
 __all__ = ["register"]
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of pixels, got {value}")
-    return value
-
-
 def _run(args: argparse.Namespace) -> int:
     from ..models.cli import format_table, model_table
 
@@ -25,6 +18,6 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add the ``models`` subcommand."""
     p = subparsers.add_parser("models", help="list the model presets with params and FLOPs")
-    p.add_argument("--height", type=_positive, default=400, help="image height for FLOPs (400)")
-    p.add_argument("--width", type=_positive, default=600, help="image width for FLOPs (600)")
+    p.add_argument("--height", type=int, default=400, help="image height for FLOPs (400)")
+    p.add_argument("--width", type=int, default=600, help="image width for FLOPs (600)")
     p.set_defaults(func=_run)
