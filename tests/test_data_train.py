@@ -10,9 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from textrestore import train
 from textrestore.data import PairedImageFolder, SyntheticLowLight
-
-train = pytest.importorskip("textrestore.train")
 
 
 def _tiny_cfg(out: Path, **data: object) -> object:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -201,3 +202,14 @@ def test_language_dataset_prompts_cover_every_group() -> None:
     assert {"normal", "night", "much_brighter", "warmer", "grain"} <= names
     assert any("+" in n for n in names)
     assert math.isclose(len(ds.prompts), len(TRAIN_PROMPTS))
+
+
+def test_reserved_evaluation_photos_cannot_enter_the_training_corpus(tmp_path) -> None:
+    import matplotlib
+
+    from textrestore.data.corpus import corpus_photos
+
+    sample = Path(matplotlib.get_data_path()) / "sample_data"
+    for reserved in (sample, sample / "grace_hopper.jpg", sample.parent):
+        with pytest.raises(ValueError, match="reserved for independent evaluation"):
+            corpus_photos("train", size=32, sources=("skimage",), extra=[reserved])

@@ -11,10 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-models = pytest.importorskip("textrestore.models")
-if not hasattr(models, "create_model"):  # pragma: no cover - while the models package is written
-    pytest.skip("textrestore.models.create_model not available", allow_module_level=True)
-
+from textrestore import models
 from textrestore.text import create_text_encoder  # noqa: E402
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")

@@ -24,11 +24,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from torch import Tensor
 
-from .image_io import is_image_file, read_image, to_tensor
-from .synthetic import resize_short_side
+from .image_io import is_image_file, read_image
+from .synthetic import _load_skimage, resize_short_side
 
 __all__ = ["CorpusPhoto", "CORPUS", "VAL_PHOTOS", "RESERVED_FOR_EVALUATION", "corpus_photos"]
 
@@ -100,6 +99,28 @@ CORPUS: tuple[CorpusPhoto, ...] = (
 VAL_PHOTOS: tuple[str, ...] = ("coffee", "EveningGlow", "Wine", "picosdeeuropa")
 
 
+def _reserved_roots() -> list[Path]:
+    """Folders of the photos reserved for evaluation (those that are installed)."""
+    roots = [Path("/usr/share/backgrounds/mate")]
+    for module, sub in (("sklearn.datasets", "images"), ("matplotlib", "mpl-data/sample_data")):
+        try:
+            mod = __import__(module, fromlist=["__file__"])
+        except ImportError:
+            continue
+        roots.append(Path(str(mod.__file__)).resolve().parent / sub)
+    return [r.resolve() for r in roots if r.exists()]
+
+
+def _check_not_reserved(path: Path) -> None:
+    real = path.resolve()
+    for root in _reserved_roots():
+        if real == root or root in real.parents or real in root.parents:
+            raise ValueError(
+                f"corpus_photos: {path} holds photos reserved for independent evaluation "
+                f"({root}); never train or validate on them"
+            )
+
+
 def _resolve(entry: CorpusPhoto) -> Path:
     path = Path(entry.path)
     if path.is_dir():  # a KDE wallpaper package: contents/images/<W>x<H>.<ext>
@@ -112,11 +133,7 @@ def _resolve(entry: CorpusPhoto) -> Path:
 
 def _load(entry: CorpusPhoto) -> list[Tensor]:
     if entry.source == "skimage":
-        from skimage import data
-
-        out = getattr(data, entry.path)()
-        arrays = list(out[:2]) if isinstance(out, tuple) else [out]
-        return [to_tensor(np.asarray(a)) for a in arrays]
+        return _load_skimage(entry.path)
     return [read_image(_resolve(entry))]
 
 
@@ -138,7 +155,8 @@ def corpus_photos(
         missing: ``"skip"`` photos whose package is not installed, or ``"raise"``.
 
     Raises:
-        ValueError: unknown split or ``missing``, or no photo found.
+        ValueError: unknown split or ``missing``, no photo found, or an ``extra`` path that
+            holds (or lies inside) the photos reserved for evaluation.
         FileNotFoundError: a photo is missing and ``missing="raise"`` (names the package).
     """
     if split not in ("train", "val", "all"):
@@ -165,6 +183,7 @@ def corpus_photos(
     if split != "val":
         for item in extra:
             path = Path(item)
+            _check_not_reserved(path)
             files = (
                 sorted(p for p in path.rglob("*") if is_image_file(p)) if path.is_dir() else [path]
             )

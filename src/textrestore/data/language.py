@@ -137,9 +137,10 @@ class LanguageLowLight(Dataset):
         epoch = self.epoch if self.vary_with_epoch else 0
         seed = sample_seed(self.seed, epoch, index)
         g = torch.Generator().manual_seed(seed)
-        src = self.images[int(torch.randint(len(self.images), (), generator=g))]
         if self.center:
             src = self.images[index % len(self.images)]
+        else:
+            src = self.images[int(torch.randint(len(self.images), (), generator=g))]
         ref = self._window(src, g)[None]
         low, params = degrade(ref, [seed ^ 0x5EED], self.config)
         if self.fixed_prompt is not None:

@@ -214,9 +214,18 @@ def run_quality_suite(
     sheets: dict[str, list[Tensor]] = {}
     result: dict[str, Any] = {"photos": sorted(photos), "seeds": list(seeds), "families": {}}
 
+    # (input, output) per (input id, prompt): the controls ask for the same prompt on the
+    # same input several times; the input is held so that its id cannot be reused.
+    outputs: dict[tuple[int, str], tuple[Tensor, Tensor]] = {}
+
     @torch.no_grad()
     def run(low: Tensor, prompt: Any = None) -> Tensor:
-        return model(low, prompt).clamp(0, 1)
+        if not isinstance(prompt, str):
+            return model(low, prompt).clamp(0, 1)
+        key = (id(low), prompt)
+        if key not in outputs:
+            outputs[key] = (low, model(low, prompt).clamp(0, 1))
+        return outputs[key][1]
 
     methods: dict[str, Callable[[Tensor], Tensor]] = {
         "input": lambda x: x,
