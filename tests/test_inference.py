@@ -185,27 +185,46 @@ def _photo_512x768() -> torch.Tensor:
 
 
 def test_tiled_vs_whole_shipped_model():
-    from textrestore.models import list_pretrained
-
-    if "nalsuper_s" not in list_pretrained():  # test_pretrained.py fails loudly in that case
-        pytest.skip("no shipped nalsuper_s checkpoint")
-    model = load_model()  # the shipped nalsuper_s checkpoint
+    """docs/guides/tiled_inference.md: the shipped default, 512×768, 256-px tiles, 32-px
+    overlap: 45.7 dB with 4 tiles per batch, 39.5 dB with 1 (a coarser context pass), and
+    28.1 dB without the context pass. Asserted with a 2.5 dB margin."""
+    model = load_model()  # the shipped default preset
     low = _photo_512x768()
-    whole = enhance(low, model=model, device="cpu")
+    whole = enhance(low, model=model, tile="whole", device="cpu")
     tiled = enhance(low, model=model, tile=256, overlap=32, device="cpu")
-    value = float(psnr(tiled, whole))
-    assert value >= 35.0, value
-    # one tile per batch: the context pass sees the image at 0.41x and still agrees
+    assert float(psnr(tiled, whole)) >= 43.0
     tiled1 = enhance(low, model=model, tile=256, overlap=32, tile_batch=1, device="cpu")
-    assert float(psnr(tiled1, whole)) >= 35.0
-    # no statistic stays fixed or recorded afterwards
-    from textrestore.layers import ChannelAttention, CrossLayerAttention
+    assert float(psnr(tiled1, whole)) >= 37.0
+    no_context = enhance(low, model=model, tile=256, overlap=32, context=False, device="cpu")
+    assert float(psnr(no_context, whole)) <= 31.0
+    # nothing about the tiles is left on the modules: a whole-image call is unchanged
+    torch.testing.assert_close(enhance(low, model=model, tile="whole", device="cpu"), whole)
 
-    for m in model.modules():
-        if isinstance(m, ChannelAttention):
-            assert m.fixed_gate is None and not m.record_stats and m.recorded is None
-        if isinstance(m, CrossLayerAttention):
-            assert m.fixed_affinity is None and not m.record_stats and m.recorded is None
+
+def test_tiled_calls_in_two_threads_get_their_sequential_results(tiny):
+    """Tiling statistics are per call (a context variable), not stored on the shared model."""
+    import threading
+
+    model = tiny
+    images = [torch.rand(3, 96, 128) * 0.3, torch.rand(3, 96, 128) * 0.3 + 0.6]
+    kwargs = {"model": model, "tile": 48, "overlap": 8, "device": "cpu"}
+    sequential = [enhance(img, **kwargs) for img in images]
+    results: dict[int, list[torch.Tensor]] = {0: [], 1: []}
+    barrier = threading.Barrier(2)
+
+    def work(i: int) -> None:
+        barrier.wait()
+        for _ in range(3):
+            results[i].append(enhance(images[i], **kwargs))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(2):
+        for out in results[i]:
+            torch.testing.assert_close(out, sequential[i], atol=0, rtol=0)
 
 
 class _WithText(torch.nn.Module):

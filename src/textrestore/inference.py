@@ -339,66 +339,17 @@ def _auto_plan(
 
 
 # -- global context for tiles ----------------------------------------------------------
-class _GlobalContext:
-    """Give every tile the whole image's global statistics.
+def _has_global_statistics(model: nn.Module) -> bool:
+    """True if ``model`` has layers whose output depends on the whole image.
 
-    Channel attention (a gate from globally pooled features) and the cross-layer
-    attention (an affinity between whole level features) see the full image in a
-    whole-image forward but only the tile in a tiled one. A context pass over the image,
-    downscaled to the size of one batch of tiles, records each ChannelAttention's
-    per-channel gate and each CrossLayerAttention's level affinity; the tiled pass then
-    uses them instead of the tile's own. Models without these modules are unaffected.
+    Channel attention (a gate from globally pooled features) and the cross-layer attention
+    (an affinity between whole level features) see the full image in a whole-image forward
+    but only the tile in a tiled one; a context pass records the whole image's statistics
+    (:class:`~textrestore.layers.GlobalStatistics`) and the tiles use them.
     """
+    from .layers import ChannelAttention, CrossLayerAttention
 
-    def __init__(self, model: nn.Module) -> None:
-        from .layers import ChannelAttention, CrossLayerAttention
-
-        self.ca = [m for m in model.modules() if isinstance(m, ChannelAttention)]
-        self.cla = [m for m in model.modules() if isinstance(m, CrossLayerAttention)]
-        self.gates: dict[int, Tensor] = {}
-        self.affinities: dict[int, Tensor] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self.ca or self.cla)
-
-    @contextlib.contextmanager
-    def record(self) -> Iterator[None]:
-        """Store the gates and affinities of one forward (batch of 1).
-
-        The modules keep what they compute (``record_stats``), no hooks: the forward
-        stays on the model's memory-lean inference path.
-        """
-        modules: list[Any] = [*self.ca, *self.cla]
-        for m in modules:
-            m.record_stats, m.recorded = True, None
-        try:
-            yield
-            self.gates = {i: m.recorded for i, m in enumerate(self.ca) if m.recorded is not None}
-            self.affinities = {
-                i: m.recorded for i, m in enumerate(self.cla) if m.recorded is not None
-            }
-        finally:
-            for m in modules:
-                m.record_stats, m.recorded = False, None
-
-    @contextlib.contextmanager
-    def apply(self) -> Iterator[None]:
-        """Fix every module's gate and affinity to the recorded ones (no hooks, so the
-        model's inference fast path stays on)."""
-        fixed: list[tuple[nn.Module, str]] = []
-        for i, ca in enumerate(self.ca):
-            if i in self.gates:
-                ca.fixed_gate = self.gates[i]
-                fixed.append((ca, "fixed_gate"))
-        for i, cla in enumerate(self.cla):
-            if i in self.affinities:
-                cla.fixed_affinity = self.affinities[i]
-                fixed.append((cla, "fixed_affinity"))
-        try:
-            yield
-        finally:
-            for module, name in fixed:
-                setattr(module, name, None)
+    return any(isinstance(m, (ChannelAttention, CrossLayerAttention)) for m in model.modules())
 
 
 # -- the core --------------------------------------------------------------------------
@@ -502,22 +453,24 @@ def _run_tiled(
     wy = tile_window(th, overlap if len(ys) > 1 else 0).to(x.device)
     wx = tile_window(tw, overlap if len(xs) > 1 else 0).to(x.device)
     weight = (wy[:, None] * wx[None, :])[None, None]
-    ctx = _GlobalContext(model) if context else None
+    from .layers import GlobalStatistics
+
+    stats = GlobalStatistics() if context and _has_global_statistics(model) else None
     coords = [(y, xx) for y in ys for xx in xs]
     outs = []
     with _progress_bar(len(coords) * x.shape[0], progress) as bar:
         for img in x:
             use: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-            if ctx:
+            if stats is not None:
                 # context pass: the image at most as large as one batch of tiles
                 scale = min(1.0, math.sqrt(tile_batch * th * tw / (h * w)))
                 small = img[None]
                 if scale < 1.0:
                     size = (max(1, round(h * scale)), max(1, round(w * scale)))
                     small = F.interpolate(small, size=size, mode="bilinear", antialias=True)
-                with ctx.record():
+                with stats.recording():
                     _forward(model, small, prompt, amp_ctx)
-                use = ctx.apply()
+                use = stats.applied()
             acc = torch.zeros(1, c, h, w, device=x.device)
             norm = torch.zeros(1, 1, h, w, device=x.device)
             with use:

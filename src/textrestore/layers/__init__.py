@@ -3,6 +3,7 @@
 from .attention import ChannelAttention, CrossLayerAttention, PixelAttention
 from .ifa import IFA
 from .rtfb import RTFB
+from .statistics import GlobalStatistics
 from .tcm import TCM, text_attention, text_attention_reference
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "ChannelAttention",
     "PixelAttention",
     "CrossLayerAttention",
+    "GlobalStatistics",
     "text_attention",
     "text_attention_reference",
 ]

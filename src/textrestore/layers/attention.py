@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_image_batch
+from .statistics import fixed_statistic, record_statistic
 
 __all__ = ["ChannelAttention", "PixelAttention", "CrossLayerAttention"]
 
@@ -78,21 +79,18 @@ class ChannelAttention(nn.Module):
         super().__init__()
         self.dim = dim
         self.se = _SqueezeExcite(dim, _reduced(dim, reduction), act_layer)
-        #: A (1 or B, C, 1, 1) gate used instead of the input's own (not saved in the
-        #: ``state_dict``). Tiled inference sets it to the whole image's gate so that every
-        #: tile is scaled like the whole image; ``None`` (default) computes it from ``x``.
-        self.fixed_gate: Tensor | None = None
-        #: When True, every computed gate is kept (detached) in :attr:`recorded`.
-        self.record_stats = False
-        self.recorded: Tensor | None = None
 
     def gate_values(self, x: Tensor) -> Tensor:
-        """The per-channel gate for ``x``, shape (B or 1, C, 1, 1), values in (0, 1)."""
-        if self.fixed_gate is not None:
-            return self.fixed_gate.to(dtype=x.dtype, device=x.device)
+        """The per-channel gate for ``x``, shape (B or 1, C, 1, 1), values in (0, 1).
+
+        Inside :meth:`GlobalStatistics.applied <textrestore.layers.GlobalStatistics.applied>`
+        (tiled inference) the whole image's recorded gate is used instead of ``x``'s own.
+        """
+        fixed = fixed_statistic(self)
+        if fixed is not None:
+            return fixed.to(dtype=x.dtype, device=x.device)
         gate = self.se.gate_values(x)
-        if self.record_stats:
-            self.recorded = gate.detach()
+        record_statistic(self, gate)
         return gate
 
     def forward(self, x: Tensor) -> Tensor:
@@ -222,12 +220,6 @@ class CrossLayerAttention(nn.Module):
             self.register_parameter("scale", None)
             self.register_parameter("log_temperature", None)
         self.proj = nn.Conv2d(num_levels * dim, dim, 1)
-        #: A (1 or B, N, N) affinity used instead of the levels' own (not saved in the
-        #: ``state_dict``); tiled inference sets it to the whole image's. ``None``: computed.
-        self.fixed_affinity: Tensor | None = None
-        #: When True, every computed affinity is kept (detached) in :attr:`recorded`.
-        self.record_stats = False
-        self.recorded: Tensor | None = None
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         # Checkpoints written before the cosine affinity have no temperature: they load with
@@ -271,14 +263,15 @@ class CrossLayerAttention(nn.Module):
         return None if self.log_temperature is None else self.log_temperature.exp()
 
     def affinity_from_cosine(self, cosine: Tensor) -> Tensor:
-        """``softmax(τ · cosine)`` (B, N, N) in float32, or the fixed affinity."""
-        if self.fixed_affinity is not None:
-            return _expand_fixed(self.fixed_affinity, cosine)
+        """``softmax(τ · cosine)`` (B, N, N) in float32, or the whole image's affinity
+        inside :meth:`GlobalStatistics.applied <textrestore.layers.GlobalStatistics.applied>`."""
+        fixed = fixed_statistic(self)
+        if fixed is not None:
+            return _expand_fixed(fixed, cosine)
         if self.log_temperature is None:
             raise RuntimeError("CrossLayerAttention: built with layer_attention=False")
         attn = (cosine * self.log_temperature.to(cosine.dtype).exp()).softmax(dim=-1)
-        if self.record_stats:
-            self.recorded = attn.detach()
+        record_statistic(self, attn)
         return attn
 
     @staticmethod
@@ -290,12 +283,13 @@ class CrossLayerAttention(nn.Module):
 
     def _affinity(self, f: Tensor) -> Tensor:
         """The (B, N, N) affinity of flattened levels ``f`` (B, N, C·H·W)."""
-        if self.fixed_affinity is not None:  # no Gram matrix needed
-            return _expand_fixed(self.fixed_affinity, f)
+        fixed = fixed_statistic(self)
+        if fixed is not None:  # no Gram matrix needed
+            return _expand_fixed(fixed, f)
         return self.affinity_from_cosine(self.cosine(f)).to(f.dtype)
 
     def affinity(self, levels: Sequence[Tensor] | Tensor) -> Tensor:
-        """The level affinity ``softmax(τ·cos)``, shape (B, N, N) (ignores ``fixed_affinity``).
+        """The level affinity ``softmax(τ·cos)`` of ``levels`` themselves, shape (B, N, N).
 
         Without layer attention this is the identity (each level keeps itself).
         """

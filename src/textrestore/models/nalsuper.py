@@ -11,6 +11,7 @@ from .._checks import check_image_batch
 from ..layers import RTFB, CrossLayerAttention
 from ..layers._fast import inference_fast_path
 from ..layers.attention import cosine_from_gram
+from ..layers.statistics import fixed_statistic
 from ..text import PromptBank
 from .base import TextGuidedModel, TextInput
 from .registry import register_model
@@ -186,7 +187,7 @@ class NaLSuper(TextGuidedModel):
         last = (x.permute(0, 2, 3, 1) if cl else x).reshape(b, k)
         cosine = (
             _level_cosine(buf, last, n, b, k)
-            if fusion.layer_attention and fusion.fixed_affinity is None
+            if fusion.layer_attention and fixed_statistic(fusion) is None
             else x.new_zeros(b, n, n, dtype=torch.float32)
         )
         weights = fusion.fold_projection(cosine).to(x.dtype)  # (B, C_out, N, C)
