@@ -108,3 +108,21 @@ def test_tile_auto_with_memory_budget(tmp_path, tiny_weights, capsys, monkeypatc
         with pytest.raises(SystemExit):
             main([*args, "--memory-gb", bad])
         assert "--memory-gb" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_api_and_cli_give_identical_pixels(tmp_path, tiny_weights, bits):
+    """enhance(path) and `textrestore enhance` share one conversion: same pixels, same depth."""
+    from textrestore.data import read_image_array, write_image
+    from textrestore.inference import enhance, load_model
+
+    rng = np.random.default_rng(bits)
+    peak = 255 if bits == 8 else 65535
+    arr = rng.integers(0, peak // 4, (23, 29, 3)).astype(np.uint8 if bits == 8 else np.uint16)
+    src = write_image(tmp_path / "in" / "x.png", arr, bit_depth=bits)
+    out_dir = tmp_path / "out"
+    assert main(["enhance", str(src), "-o", str(out_dir), "--weights", tiny_weights, "-q"]) == 0
+    written = read_image_array(out_dir / "x.png")
+    api = np.asarray(enhance(src, model=load_model(tiny_weights), device="cpu"))
+    assert written.dtype == api.dtype == arr.dtype
+    assert np.array_equal(written, api)

@@ -61,6 +61,22 @@ def test_fused_attention_flag_restored(tiny, tmp_path):
     assert flags == [m.fused_attn for m in tiny.modules() if hasattr(m, "fused_attn")]
 
 
+def test_export_leaves_the_callers_model_as_it_was(tmp_path):
+    """export works on a float32 CPU copy: the caller's float64 model in train mode stays
+    float64, in train mode, with the same parameter objects and values."""
+    model = create_model("nalsuper_t").double().train()
+    model.prompt_bank.add(
+        "normal light image",
+        TextEmbedding(torch.randn(1, 3, 384), torch.ones(1, 3, dtype=torch.bool), torch.zeros(1, 384)),
+    )
+    params = {name: (p, p.detach().clone()) for name, p in model.named_parameters()}
+    export_model(model, tmp_path / "m.pt", "torchscript")
+    assert model.training and all(m.training for m in model.modules())
+    for name, p in model.named_parameters():
+        assert p is params[name][0] and p.dtype == torch.float64 and p.device.type == "cpu"
+        assert torch.equal(p, params[name][1])
+
+
 def test_bad_arguments(tiny, tmp_path):
     with pytest.raises(ValueError, match="format"):
         export_model(tiny, tmp_path / "m.x", "tflite")

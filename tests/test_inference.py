@@ -34,40 +34,81 @@ def tiny() -> torch.nn.Module:
 SIZES = [(1, 1), (37, 53), (600, 400)]
 
 
+def _float_reference(model: torch.nn.Module, rgb01: np.ndarray) -> np.ndarray:
+    """The model's output for (H, W, 3) floats in [0, 1], as a float64 array (whole image)."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb01, dtype=np.float32)).permute(2, 0, 1)
+    out = enhance(x, model=model, tile="whole", device="cpu")
+    return out.permute(1, 2, 0).double().numpy()
+
+
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
 def test_numpy_kinds(tiny, size, dtype):
+    """Each dtype is scaled by its own peak on the way in and out (checked against the
+    float output and a plain rounding formula): a uint16 read as 8-bit would fail."""
     h, w = size
     rng = np.random.default_rng(0)
     if dtype == np.uint8:
         arr = rng.integers(0, 256, (h, w, 3)).astype(dtype)
+        peak = 255.0
     elif dtype == np.uint16:
         arr = rng.integers(0, 65536, (h, w, 3)).astype(dtype)
+        peak = 65535.0
     else:
         arr = rng.random((h, w, 3)).astype(dtype)
-    out = enhance(arr, model=tiny, device="cpu")
+        peak = 1.0
+    out = enhance(arr, model=tiny, tile="whole", device="cpu")
     assert isinstance(out, np.ndarray)
     assert out.shape == arr.shape and out.dtype == arr.dtype
-    if np.issubdtype(dtype, np.floating):
-        assert out.min() >= 0 and out.max() <= 1
+    ref = _float_reference(tiny, arr.astype(np.float64) / peak)
+    if peak == 1.0:
+        np.testing.assert_allclose(out, ref, atol=1e-6)
+    else:
+        expected = np.floor(np.clip(ref, 0, 1) * peak + 0.5)
+        assert np.abs(out.astype(np.float64) - expected).max() <= 1  # float32 vs 64 rounding
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_tensor_and_pil(tiny, size):
     h, w = size
-    t = torch.rand(3, h, w)
+    t = torch.rand(3, h, w, generator=torch.Generator().manual_seed(0))
     out = enhance(t, model=tiny, device="cpu")
     assert out.shape == t.shape and out.dtype == t.dtype and out.device == t.device
-    assert float(out.min()) >= 0 and float(out.max()) <= 1
-    tb = torch.rand(2, 3, h, w, dtype=torch.float64)
+    ref = _float_reference(tiny, t.permute(1, 2, 0).numpy())
+    np.testing.assert_allclose(out.permute(1, 2, 0).numpy(), ref, atol=1e-6)
+    tb = torch.stack([t, t.flip(-1)]).double()
     outb = enhance(tb, model=tiny, device="cpu")
     assert outb.shape == tb.shape and outb.dtype == torch.float64
-    t8 = (torch.rand(3, h, w) * 255).to(torch.uint8)
-    assert enhance(t8, model=tiny, device="cpu").dtype == torch.uint8
+    torch.testing.assert_close(outb[0].float(), out, atol=1e-6, rtol=0)
+    t8 = (t * 255).to(torch.uint8)
+    out8 = enhance(t8, model=tiny, device="cpu")
+    assert out8.dtype == torch.uint8
+    ref8 = _float_reference(tiny, t8.permute(1, 2, 0).numpy() / 255.0)
+    expected8 = np.floor(np.clip(ref8, 0, 1) * 255 + 0.5)
+    assert np.abs(out8.permute(1, 2, 0).numpy().astype(np.float64) - expected8).max() <= 1
+    rgb = np.random.default_rng(1).integers(0, 256, (h, w, 3)).astype(np.uint8)
     for mode in ("RGB", "L", "RGBA"):
-        im = Image.fromarray(np.zeros((h, w, 3), np.uint8)).convert(mode)
+        im = Image.fromarray(rgb).convert(mode)
         res = enhance(im, model=tiny, device="cpu")
         assert isinstance(res, Image.Image) and res.size == im.size and res.mode == mode
+        # the PIL route gives the pixels of the array route
+        expected = enhance(np.asarray(im), model=tiny, device="cpu")
+        assert np.array_equal(np.asarray(res), expected)
+
+
+def test_enhance_leaves_the_callers_model_as_it_was():
+    """A module you pass keeps its mode, device, dtype and parameter objects."""
+    model = create_model("nalsuper_t", text_dim=8).train()
+    model.prompt_bank.add(
+        "normal light image",
+        TextEmbedding(torch.randn(1, 3, 8), torch.ones(1, 3, dtype=torch.bool), torch.zeros(1, 8)),
+    )
+    params = {name: (p, p.detach().clone()) for name, p in model.named_parameters()}
+    enhance(torch.rand(3, 20, 24), model=model)  # device="auto": the module's own device
+    enhance(torch.rand(3, 20, 24), model=model, device="cpu", tile=16, overlap=4)
+    assert all(m.training for m in model.modules())
+    for name, p in model.named_parameters():
+        assert p is params[name][0] and p.device.type == "cpu" and torch.equal(p, params[name][1])
 
 
 def test_path_input(tiny, tmp_path):
@@ -76,6 +117,7 @@ def test_path_input(tiny, tmp_path):
     assert np.array_equal(read_image_array(path), arr)
     out = enhance(str(path), model=tiny, device="cpu")
     assert isinstance(out, Image.Image) and out.size == (53, 37)
+    assert np.array_equal(np.asarray(out), enhance(arr, model=tiny, device="cpu"))
     with pytest.raises(FileNotFoundError):
         enhance(tmp_path / "missing.png", model=tiny, device="cpu")
     bad = tmp_path / "bad.png"

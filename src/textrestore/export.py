@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from pathlib import Path
@@ -153,7 +154,8 @@ def export_model(
     """Export ``model`` with a baked prompt to ``path`` (written atomically).
 
     Args:
-        model: the model (set to eval mode; kept on CPU in float32 for export).
+        model: the model; a float32 CPU copy in eval mode is exported, ``model`` itself is
+            left as it was (mode, dtype, device).
         path: output file.
         format: one of ``"onnx"``, ``"torchscript"``, ``"exported-program"``.
         prompt: prompt to bake (default: the model's default prompt).
@@ -169,30 +171,27 @@ def export_model(
     out = Path(path)
     if out.parent and not out.parent.exists():
         raise FileNotFoundError(f"export_model: folder {out.parent} does not exist")
-    model = model.eval().float().cpu()
+    # a float32 CPU copy in eval mode: the caller's model keeps its mode, dtype and device
+    model = copy.deepcopy(model).eval().float().cpu()
     baked = BakedPromptModel(model, prompt=prompt, text=text).eval()
-    fused = {m: m.fused_attn for m in baked.modules() if hasattr(m, "fused_attn")}
     if format == "onnx":  # the plain softmax path exports to every opset
-        for m in fused:
-            setattr(m, "fused_attn", False)  # noqa: B010
+        for m in baked.modules():
+            if hasattr(m, "fused_attn"):
+                setattr(m, "fused_attn", False)  # noqa: B010
     h, w = example_size
     # batch 2: an example of batch 1 would specialise the batch dimension to 1
     example = torch.rand(1 if format == "torchscript" else 2, 3, h, w)
-    try:
-        with atomic_path(out) as tmp:
-            if format == "torchscript":
-                with torch.no_grad(), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                    warnings.simplefilter("ignore", FutureWarning)  # "torch.jit is deprecated"
-                    traced = torch.jit.trace(baked, example, check_trace=False)
-                    traced.save(str(tmp))
-            elif format == "exported-program":
-                torch.export.save(_export_program(baked, example), str(tmp))
-            else:
-                _export_onnx(baked, example, tmp, opset)
-    finally:
-        for m, value in fused.items():
-            setattr(m, "fused_attn", value)  # noqa: B010
+    with atomic_path(out) as tmp:
+        if format == "torchscript":
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                warnings.simplefilter("ignore", FutureWarning)  # "torch.jit is deprecated"
+                traced = torch.jit.trace(baked, example, check_trace=False)
+                traced.save(str(tmp))
+        elif format == "exported-program":
+            torch.export.save(_export_program(baked, example), str(tmp))
+        else:
+            _export_onnx(baked, example, tmp, opset)
     return out
 
 

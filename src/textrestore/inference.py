@@ -590,17 +590,6 @@ def _check_values(t: Tensor, bad_values: str) -> Tensor:
     return t
 
 
-def _array_to_float(arr: np.ndarray) -> tuple[np.ndarray, str]:
-    """(H, W[, C]) array → (H, W, C) float32 in [0, 1] and a scale tag."""
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0, "u8"
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / 65535.0, "u16"
-    if np.issubdtype(arr.dtype, np.floating):
-        return arr.astype(np.float32), "float"
-    raise TypeError(f"enhance: expected a uint8, uint16 or float array, got dtype {arr.dtype}")
-
-
 def _enhance_array(arr: np.ndarray, run: Any, bad_values: str = "raise") -> np.ndarray:
     if arr.ndim == 2:
         arr3 = arr[..., None]
@@ -613,8 +602,14 @@ def _enhance_array(arr: np.ndarray, run: Any, bad_values: str = "raise") -> np.n
         )
     if min(arr3.shape[:2]) < 1:
         raise ValueError(f"enhance: image must be at least 1x1, got shape {arr.shape}")
-    f, tag = _array_to_float(arr3)
-    if tag == "float":
+    from .data.image_io import quantize, to_float
+
+    try:
+        f = to_float(arr3)
+    except TypeError as err:
+        raise TypeError(f"enhance: {err}") from None
+    integer = arr.dtype in (np.uint8, np.uint16)
+    if not integer:
         f = _check_values(torch.from_numpy(f), bad_values).numpy()
     c = f.shape[2]
     rgb = np.repeat(f, 3, axis=2) if c == 1 else f[..., :3]
@@ -628,10 +623,8 @@ def _enhance_array(arr: np.ndarray, run: Any, bad_values: str = "raise") -> np.n
         out = np.concatenate([out, np.clip(f[..., 3:], 0.0, 1.0)], axis=2)
     del f
     out = out.reshape(arr.shape)
-    if tag in ("u8", "u16"):
-        out *= 255.0 if tag == "u8" else 65535.0  # in place: no second image-sized buffer
-        np.rint(out, out=out)
-        return out.astype(np.uint8 if tag == "u8" else np.uint16)
+    if integer:  # in place: no second image-sized buffer
+        return cast(np.ndarray, quantize(out, arr.dtype))
     return out.astype(arr.dtype)
 
 
@@ -640,15 +633,11 @@ def _enhance_pil(im: Any, run: Any, bad_values: str = "raise") -> Any:
     their mode; P/PA become RGB/RGBA, CMYK and YCbCr are converted back, 1 becomes L."""
     from PIL import Image
 
+    from .data.image_io import pil_to_array
+
     mode = im.mode
-    if mode in ("RGB", "L", "RGBA"):
-        return Image.fromarray(_enhance_array(np.asarray(im), run))
-    if mode == "F":
-        arr = np.asarray(im, dtype=np.float32)
-        return Image.fromarray(_enhance_array(arr, run, bad_values).astype(np.float32))
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.clip(np.asarray(im).astype(np.int64), 0, 65535).astype(np.uint16)
-        return Image.fromarray(_enhance_array(arr, run))
+    if mode in ("RGB", "L", "RGBA", "F", "I;16", "I;16B", "I;16L", "I;16N", "I"):
+        return Image.fromarray(_enhance_array(pil_to_array(im), run, bad_values))
     if mode in ("LA", "La"):
         la = np.asarray(im.convert("LA"))
         grey = _enhance_array(np.ascontiguousarray(la[..., 0]), run)
@@ -670,8 +659,9 @@ def _enhance_torch(t: Tensor, run: Any, bad_values: str = "raise") -> Tensor:
         raise ValueError(f"enhance: every dimension must be >= 1, got {tuple(t.shape)}")
     batch = t if t.ndim == 4 else t[None]
     if t.dtype == torch.uint8:
-        out = run(batch.float() / 255.0)
-        out = torch.round(out * 255.0).to(torch.uint8)
+        from .data.image_io import quantize
+
+        out = cast(Tensor, quantize(run(batch.float() / 255.0), np.uint8))
     elif torch.is_floating_point(t):
         out = run(_check_values(batch, bad_values)).to(t.dtype)
     else:
@@ -714,7 +704,10 @@ def enhance(
             runs fewer tiles per forward), ``"whole"`` (never tile), or a tile side in
             pixels (>= 8).
         overlap: overlap of neighbouring tiles in pixels; raised-cosine blending.
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or a device.
+        device: ``"auto"`` (a module you pass: its own device; otherwise CUDA when
+            available), ``"cpu"``, ``"cuda"`` or a device. A module you pass is left as it
+            was: moved for the call if ``device`` differs, and moved back (same parameter
+            objects), its train/eval mode restored.
         amp: mixed precision (bf16/fp16); ``None`` = on for CUDA, off for CPU.
         tile_batch: tiles per forward (at most; the automatic choice may run fewer).
         memory_budget: bytes for the automatic choice. On CPU the bound on the process's
@@ -734,9 +727,12 @@ def enhance(
             than 2 seconds; ``None``: only when stderr is a terminal.
 
     Returns:
-        The same kind as ``image``: a PIL image for a path or PIL input, an array of the
-        input's shape and dtype, or a tensor of the input's shape, dtype and device.
-        Values are clipped to [0, 1] (the full range for integer types).
+        The same kind as ``image``: a PIL image for a PIL input, an array of the input's
+        shape and dtype, or a tensor of the input's shape, dtype and device. For a path:
+        an RGB PIL image for an 8-bit file, an (H, W, 3) ``uint16`` array for a 16-bit one
+        (PIL has no 16-bit colour mode) — the pixels ``textrestore enhance`` writes.
+        Values are clipped to [0, 1] (the full range for integer types); integers are
+        rounded by :func:`textrestore.data.image_io.quantize`.
 
     Raises:
         FileNotFoundError: ``image`` is a path that does not exist.
@@ -754,15 +750,19 @@ def enhance(
     _check_args(tile, overlap, tile_batch, memory_budget, bad_values)
     if prompt is not None and not isinstance(prompt, str):
         raise TypeError(f"enhance: prompt must be a str or None, got {type(prompt).__name__}")
-    dev = _resolve_device(device)
+    dev = _resolve_device(device)  # checked before any loading
     net = load_model(model)
+    first = next(iter(net.parameters()), None)
+    own_device = None if first is None else first.device
+    callers = isinstance(model, nn.Module)
+    if isinstance(device, str) and device == "auto" and callers and own_device is not None:
+        dev = own_device  # the caller's module stays where it is
     _ensure_prompt(net, prompt)
     was_training = net.training
     net.eval()
     try:
-        first = next(iter(net.parameters()), None)
-        if first is not None and first.device != dev:
-            net.to(dev)
+        if own_device is not None and own_device != dev:
+            net.to(dev)  # the caller's module goes back in ``finally``; a cached one stays
 
         def run(t: Tensor) -> Tensor:
             return _enhance_tensor(
@@ -773,10 +773,10 @@ def enhance(
         if isinstance(image, (str, os.PathLike)):
             from PIL import Image
 
-            from .data import read_image_array, to_array
+            from .data import read_image_array
 
-            arr = read_image_array(image)
-            return Image.fromarray(to_array(_enhance_array(arr, run), bits=8))
+            out = _enhance_array(read_image_array(image), run)
+            return out if out.dtype == np.uint16 else Image.fromarray(out)
         if isinstance(image, Tensor):
             return _enhance_torch(image, run, bad_values)
         if isinstance(image, np.ndarray):
@@ -793,3 +793,5 @@ def enhance(
         )
     finally:
         net.train(was_training)
+        if callers and own_device is not None and own_device != dev:
+            net.to(own_device)

@@ -7,6 +7,11 @@ small built-in PNG reader, because Pillow reduces 16-bit colour PNGs to 8 bits; 
 TIFFs go through ``tifffile`` when it is installed. Unreadable or truncated files raise
 ``ValueError`` naming the file.
 
+This module is the library's one image conversion: :func:`to_float` (integers to floats
+in [0, 1]) and :func:`quantize` (floats in [0, 1] to integers, rounding half up) are used
+by the datasets, :func:`textrestore.enhance` and the ``textrestore enhance`` command alike,
+so the API and the command give identical pixels for the same file.
+
 Example:
     >>> import tempfile, os, numpy as np
     >>> d = tempfile.mkdtemp()
@@ -24,6 +29,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -38,6 +44,8 @@ __all__ = [
     "write_image",
     "to_tensor",
     "to_array",
+    "to_float",
+    "quantize",
     "is_image_file",
 ]
 
@@ -200,12 +208,10 @@ def _read_pil(path: Path) -> np.ndarray:
         opened.load()
         im: Image.Image = ImageOps.exif_transpose(opened)
         mode = im.mode
-        if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-            return np.asarray(im).astype(np.uint16)
-        if mode == "I":  # 32-bit int grey: PNG/TIFF 16-bit grey on some Pillow versions
-            return np.clip(np.asarray(im), 0, 65535).astype(np.uint16)
-        if mode == "F":
-            return (np.clip(np.asarray(im), 0.0, 1.0) * 65535 + 0.5).astype(np.uint16)
+        if mode == "F":  # floats in [0, 1]: kept at 16 bits
+            return cast(np.ndarray, quantize(pil_to_array(im).copy(), np.uint16))
+        if mode.startswith("I"):  # 16-bit grey (mode I on some Pillow versions)
+            return pil_to_array(im)
         if mode in ("RGBA", "LA", "P", "PA", "1", "CMYK", "YCbCr", "HSV", "LAB", "RGBX"):
             im = im.convert("RGB") if mode not in ("LA",) else im.convert("L")
         elif mode not in ("RGB", "L"):
@@ -278,21 +284,68 @@ def _read_tiff16(path: Path) -> np.ndarray:
     return _orient(arr, _exif_orientation(path))
 
 
+_PEAK = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
+
+
+def to_float(arr: np.ndarray) -> np.ndarray:
+    """A uint8 / uint16 / float array as float32 in [0, 1] (integers divided by their peak).
+
+    Floats are returned as float32 without clipping (callers check their range).
+
+    Example:
+        >>> to_float(np.array([0, 128, 255], np.uint8)).tolist()
+        [0.0, 0.501960813999176, 1.0]
+    """
+    peak = _PEAK.get(arr.dtype)
+    if peak is not None:
+        out = arr.astype(np.float32)
+        out /= peak
+        return out
+    if np.issubdtype(arr.dtype, np.floating):
+        return arr.astype(np.float32, copy=False)
+    raise TypeError(f"expected a uint8, uint16 or float image array, got dtype {arr.dtype}")
+
+
+def quantize(image: np.ndarray | Tensor, dtype: type | np.dtype) -> np.ndarray | Tensor:
+    """Floats in [0, 1] to ``uint8`` or ``uint16`` (NumPy) / ``uint8`` (torch).
+
+    ``floor(clip(x, 0, 1) · peak + 0.5)``: values are clipped, halves round up. A float32
+    NumPy array is converted in place (no second image-sized buffer); pass a copy to keep it.
+
+    Example:
+        >>> quantize(np.array([0.0, 0.5, 1.2], np.float32), np.uint8).tolist()
+        [0, 128, 255]
+    """
+    dt = np.dtype(dtype)
+    if dt not in _PEAK:
+        raise ValueError(f"quantize: dtype must be uint8 or uint16, got {dt}")
+    peak = _PEAK[dt]
+    if isinstance(image, Tensor):
+        if dt != np.uint8:
+            raise ValueError("quantize: torch has no uint16 image type; use a NumPy array")
+        return (image.clamp(0.0, 1.0) * peak + 0.5).floor_().to(torch.uint8)
+    x = image if image.dtype == np.float32 else image.astype(np.float32)
+    np.clip(x, 0.0, 1.0, out=x)
+    x *= peak
+    x += 0.5
+    return x.astype(dt)
+
+
 def to_tensor(arr: np.ndarray) -> Tensor:
-    """``(H, W, 3)`` uint8/uint16/float array -> ``(3, H, W)`` float32 tensor in [0, 1].
+    """``(H, W[, 3])`` uint8/uint16/float array -> ``(3, H, W)`` float32 tensor in [0, 1].
+
+    Floats are clipped to [0, 1]; grey (H, W) is replicated to three channels.
 
     Example:
         >>> to_tensor(np.full((1, 2, 3), 255, np.uint8)).flatten().tolist()
         [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     """
-    if arr.dtype == np.uint8:
-        x = arr.astype(np.float32) / 255.0
-    elif arr.dtype == np.uint16:
-        x = arr.astype(np.float32) / 65535.0
-    elif np.issubdtype(arr.dtype, np.floating):
-        x = np.clip(arr.astype(np.float32), 0.0, 1.0)
-    else:
-        raise TypeError(f"to_tensor: expected a uint8, uint16 or float array, got {arr.dtype}")
+    try:
+        x = to_float(arr)
+    except TypeError as err:
+        raise TypeError(f"to_tensor: {err}") from None
+    if np.issubdtype(arr.dtype, np.floating):
+        x = np.clip(x, 0.0, 1.0)
     if x.ndim == 2:
         x = x[..., None].repeat(3, axis=2)
     return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1).contiguous()
@@ -301,7 +354,8 @@ def to_tensor(arr: np.ndarray) -> Tensor:
 def to_array(image: Tensor | np.ndarray, bits: int = 8) -> np.ndarray:
     """``(3, H, W)`` / ``(H, W, 3)`` float in [0, 1] -> ``(H, W, 3)`` uint8 or uint16.
 
-    Integer arrays are returned as they are (uint8 with ``bits=16`` is scaled by 257).
+    Integer arrays are converted between depths exactly (uint8 to 16 bits ×257; uint16 to
+    8 bits rounded like :func:`quantize`); floats go through :func:`quantize`.
     """
     if bits not in (8, 16):
         raise ValueError(f"to_array: bits must be 8 or 16, got {bits}")
@@ -320,13 +374,23 @@ def to_array(image: Tensor | np.ndarray, bits: int = 8) -> np.ndarray:
         arr = np.asarray(image)
     if arr.dtype == np.uint8:
         return arr.astype(np.uint16) * 257 if bits == 16 else arr
-    if arr.dtype == np.uint16:
-        return arr if bits == 16 else (arr // 257).astype(np.uint8)
+    if arr.dtype == np.uint16:  # round(v · 255 / 65535), exactly, in integers
+        return arr if bits == 16 else ((arr.astype(np.uint32) * 510 + 65535) // 131070).astype(
+            np.uint8
+        )
     if not np.issubdtype(arr.dtype, np.floating):
         raise TypeError(f"to_array: expected a float, uint8 or uint16 image, got {arr.dtype}")
-    peak = 255 if bits == 8 else 65535
-    out = np.clip(arr, 0.0, 1.0) * peak + 0.5
-    return out.astype(np.uint8 if bits == 8 else np.uint16)
+    return cast(np.ndarray, quantize(np.array(arr, dtype=np.float32), np.uint8 if bits == 8 else np.uint16))
+
+
+def pil_to_array(im: Any) -> np.ndarray:
+    """The pixels of a PIL image in its own kind: 16/32-bit integer modes as uint16
+    (clipped to [0, 65535]), F as float32, the rest as Pillow gives them."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        return np.clip(np.asarray(im).astype(np.int64), 0, 65535).astype(np.uint16)
+    if im.mode == "F":
+        return np.asarray(im, dtype=np.float32)
+    return np.asarray(im)
 
 
 def read_image(path: PathLike) -> Tensor:
