@@ -76,3 +76,26 @@ def test_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     exported = tmp_path / "m.pt"
     rc = main(["export", "--weights", str(ckpt), "--format", "torchscript", "-o", str(exported)])
     assert rc == 0 and exported.is_file()
+
+
+def test_model_options_have_one_definition():
+    """Every subcommand that loads a model declares --weights/--model/--device alike."""
+    import argparse
+
+    from textrestore.cli import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    seen: dict[str, set[tuple]] = {}
+    users = []
+    for name, sub in subs.choices.items():
+        opts = {a.dest: a for a in sub._actions}
+        if "weights" not in opts:
+            continue
+        users.append(name)
+        for dest in ("weights", "model", "device"):
+            if dest in opts:
+                a = opts[dest]
+                seen.setdefault(dest, set()).add((a.default, a.help, tuple(a.choices or ())))
+    assert {"enhance", "eval", "export", "demo", "app", "benchmark-quality"} <= set(users)
+    assert all(len(v) == 1 for v in seen.values()), seen

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._args import add_device_argument, add_model_arguments
+from ._args import add_device_argument, add_model_arguments, load_model_option
 
 __all__ = ["build_app", "register"]
 
@@ -26,13 +26,7 @@ DESCRIPTION = __doc__
 
 def _load(weights: str | None, preset: str | None) -> Any:
     """A folder written by ``save_pretrained`` or anything ``inference.load_model`` takes."""
-    if weights is not None and Path(weights).is_dir():
-        from ..models import from_pretrained
-
-        return from_pretrained(weights)
-    from ..inference import load_model
-
-    return load_model(weights, preset=preset) if weights else load_model(preset)
+    return load_model_option(weights, preset)
 
 
 def _attach_encoder(model: Any) -> str | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._atomic import atomic_write_text
-from ._args import add_device_argument, add_model_arguments
+from ._args import add_device_argument, add_model_arguments, model_from_args
 
 if TYPE_CHECKING:
     from ..data.degradation import DegradationConfig
@@ -163,8 +163,6 @@ def run_demo(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``textrestore demo`` with parsed ``args``; returns the exit code."""
-    from ..inference import load_model
-
     if args.out.exists() and not args.out.is_dir():
         print(
             f"textrestore demo: --out {args.out} is an existing file; give a folder",
@@ -172,9 +170,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        model = (
-            load_model(args.weights, preset=args.model) if args.weights else load_model(args.model)
-        )
+        model = model_from_args(args)
     except (ValueError, FileNotFoundError, TypeError) as err:
         print(f"textrestore demo: cannot load the model: {err}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._args import add_device_argument, add_model_arguments
+from ._args import add_device_argument, add_model_arguments, model_from_args
 
 __all__ = [
     "register",
@@ -449,7 +449,7 @@ def _prepare(
     args: argparse.Namespace, summary: EnhanceSummary
 ) -> tuple[list[tuple[Path, Path]], Any]:
     """Every check before the first image; returns (pairs to do, model). Raises UsageError."""
-    from ..inference import _check_args, _ensure_prompt, _resolve_device, load_model
+    from ..inference import _check_args, _ensure_prompt, _resolve_device
 
     out_dir: Path = args.output
     try:
@@ -469,9 +469,7 @@ def _prepare(
     summary.skipped.extend(skipped)
     _clean_stale_tmp({dst.parent for _, dst in todo} | {out_dir})
     try:
-        model = (
-            load_model(args.weights, preset=args.model) if args.weights else load_model(args.model)
-        )
+        model = model_from_args(args)
     except Exception as err:  # every loading problem is one line (details in the message)
         raise UsageError(f"cannot load the model: {_one_line(err)}") from None
     try:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._args import add_model_arguments
+from ._args import add_model_arguments, model_from_args
 
 if TYPE_CHECKING:
     import torch
@@ -81,13 +81,11 @@ def check_output(path: Path, fmt: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``textrestore export`` with parsed ``args``; returns the exit code."""
     from ..export import export_model
-    from ..inference import _ensure_prompt, load_model
+    from ..inference import _ensure_prompt
 
     try:
         check_output(args.output, args.format)
-        model = (
-            load_model(args.weights, preset=args.model) if args.weights else load_model(args.model)
-        )
+        model = model_from_args(args)
         _ensure_prompt(model, args.prompt)
         path = export_model(model, args.output, args.format, prompt=args.prompt, opset=args.opset)
     except (ValueError, FileNotFoundError, TypeError, ImportError) as err:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._args import add_model_arguments
+from ._args import add_model_arguments, model_from_args
 
 __all__ = ["register", "run"]
 
@@ -31,13 +31,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .._atomic import atomic_write_text
-    from ..inference import load_model
     from ..metrics.suite import evaluation_photos, format_markdown, run_quality_suite
 
     try:
-        model = (
-            load_model(args.weights, preset=args.model) if args.weights else load_model(args.model)
-        )
+        model = model_from_args(args)
         photos = evaluation_photos(size=args.size, folders=args.photos or ())
     except (ValueError, FileNotFoundError, TypeError, ImportError) as err:
         print(f"textrestore benchmark-quality: {err}", file=sys.stderr)

@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..data.kinds import LAYOUTS, SPLITS
+from ._args import add_device_argument, add_model_arguments, model_from_args
+
 __all__ = ["register", "run_train", "run_eval"]
 
 TRAIN_EPILOG = """\
@@ -63,21 +66,19 @@ def register(subparsers: Any) -> None:
         epilog=EVAL_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    e.add_argument("--weights", type=Path, required=True, help="trainer .pt or .safetensors")
+    add_model_arguments(e)
+    add_device_argument(e)
     e.add_argument("--data", type=Path, required=True, help="dataset root folder")
-    e.add_argument(
-        "--layout",
-        default="lol_v1",
-        choices=["lol_v1", "lol_v2_real", "lol_v2_synthetic", "generic"],
-    )
-    e.add_argument("--split", default="test", choices=["train", "test"])
+    e.add_argument("--layout", default="lol_v1", choices=LAYOUTS, help="folder layout")
+    e.add_argument("--split", default="test", choices=sorted(SPLITS))
     e.add_argument("--prompts-file", default=None, help="per-image prompts (JSON/CSV/sidecar)")
-    e.add_argument("--model", default=None, help="preset (default: from the trainer checkpoint)")
     e.add_argument("--prompt", default=None, help="prompt for every image (default: model's)")
     e.add_argument("--text-encoder", default=None, help="encoder for prompts not in the bank")
     e.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
-    e.add_argument("--out", type=Path, default=None, help="folder for eval.csv and eval.json")
-    e.add_argument("--device", default="cpu")
+    e.add_argument(
+        "--out", type=Path, default=None,
+        help="folder for eval.csv and eval.json (default: beside --weights, else ./eval)",
+    )  # fmt: skip
     e.set_defaults(func=run_eval)
 
 
@@ -132,15 +133,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run ``textrestore eval``; returns the exit code."""
-    import torch
     from torch.utils.data import DataLoader
 
     from ..data import build_dataset, collate_pairs
+    from ..inference import _resolve_device
     from ..metrics import evaluate
-    from ..models import model_from_checkpoint
 
     try:
-        model: Any = model_from_checkpoint(args.weights, args.model, use_ema=not args.no_ema)
+        device = _resolve_device(args.device)
+        model: Any = model_from_args(args, use_ema=not args.no_ema)
         if args.text_encoder:
             from ..text import create_text_encoder
 
@@ -152,13 +153,13 @@ def run_eval(args: argparse.Namespace) -> int:
             prompt=args.prompt,
             prompts_file=args.prompts_file,
         )
-        model.to(torch.device(args.device))
+        model.to(device)
         loader = DataLoader(dataset, batch_size=1, shuffle=False, collate_fn=collate_pairs)
         report = evaluate(model, loader, prompts=args.prompt, metrics=("psnr", "ssim", "mae"))
-    except (ValueError, FileNotFoundError, ImportError, KeyError, RuntimeError) as err:
-        print(f"textrestore eval: {err}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, ImportError, KeyError, RuntimeError, TypeError) as err:
+        print(f"textrestore eval: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
-    out = args.out or Path(args.weights).parent
+    out = args.out or (Path(args.weights).parent if args.weights else Path("eval"))
     out.mkdir(parents=True, exist_ok=True)
     report.to_csv(out / "eval.csv")
     report.to_json(out / "eval.json")

@@ -18,36 +18,81 @@ Example:
 
 from __future__ import annotations
 
-from .builders import DATASET_KINDS, build_dataset
-from .collate import collate_pairs
-from .degradation import FAMILIES, DegradationConfig, DegradationParams, degrade
-from .image_io import (
-    IMAGE_EXTENSIONS,
-    is_image_file,
-    read_image,
-    read_image_array,
-    to_array,
-    to_tensor,
-    write_image,
-)
-from .paired import (
-    LAYOUT_DIRS,
-    LAYOUTS,
-    SPLITS,
-    PairedImageFolder,
-    PairingError,
-    find_pairs,
-    image_size,
-    load_prompts,
-)
-from .synthetic import (
-    SKIMAGE_TRAIN,
-    SKIMAGE_VAL,
-    SyntheticLowLight,
-    resize_short_side,
-    skimage_photos,
-)
-from .transforms import PairedTransform, center_crop, sample_seed
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public names and the submodule each lives in, imported on first use (PEP 562): the
+# torch-free constants of :mod:`.kinds` can be read (e.g. by the CLI's parsers) without
+# importing torch.
+_LAZY: dict[str, str] = {
+    "IMAGE_EXTENSIONS": ".image_io",
+    "is_image_file": ".image_io",
+    "read_image": ".image_io",
+    "read_image_array": ".image_io",
+    "write_image": ".image_io",
+    "to_tensor": ".image_io",
+    "to_array": ".image_io",
+    "LAYOUTS": ".kinds",
+    "LAYOUT_DIRS": ".kinds",
+    "SPLITS": ".kinds",
+    "PairedImageFolder": ".paired",
+    "PairingError": ".paired",
+    "find_pairs": ".paired",
+    "image_size": ".paired",
+    "load_prompts": ".paired",
+    "SyntheticLowLight": ".synthetic",
+    "degrade": ".degradation",
+    "DegradationConfig": ".degradation",
+    "DegradationParams": ".degradation",
+    "FAMILIES": ".degradation",
+    "skimage_photos": ".synthetic",
+    "resize_short_side": ".synthetic",
+    "SKIMAGE_TRAIN": ".synthetic",
+    "SKIMAGE_VAL": ".synthetic",
+    "PairedTransform": ".transforms",
+    "center_crop": ".transforms",
+    "sample_seed": ".transforms",
+    "collate_pairs": ".collate",
+    "build_dataset": ".builders",
+    "DATASET_KINDS": ".kinds",
+}
+
+if TYPE_CHECKING:
+    from .builders import build_dataset
+    from .collate import collate_pairs
+    from .degradation import FAMILIES, DegradationConfig, DegradationParams, degrade
+    from .image_io import (
+        IMAGE_EXTENSIONS,
+        is_image_file,
+        read_image,
+        read_image_array,
+        to_array,
+        to_tensor,
+        write_image,
+    )
+    from .kinds import DATASET_KINDS, LAYOUT_DIRS, LAYOUTS, SPLITS
+    from .paired import PairedImageFolder, PairingError, find_pairs, image_size, load_prompts
+    from .synthetic import (
+        SKIMAGE_TRAIN,
+        SKIMAGE_VAL,
+        SyntheticLowLight,
+        resize_short_side,
+        skimage_photos,
+    )
+    from .transforms import PairedTransform, center_crop, sample_seed
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -16,14 +16,13 @@ from torch.utils.data import Dataset
 
 from .degradation import DegradationConfig
 from .image_io import is_image_file, read_image
-from .paired import LAYOUTS, SPLITS, PairedImageFolder
+from .kinds import DATASET_KINDS, SPLITS
+from .paired import PairedImageFolder
 from .synthetic import SyntheticLowLight, resize_short_side, skimage_photos
 from .transforms import PairedTransform
 
-__all__ = ["build_dataset", "DATASET_KINDS"]
+__all__ = ["build_dataset"]
 
-#: Kinds :func:`build_dataset` knows: the folder layouts, ``synthetic`` and ``photos``.
-DATASET_KINDS: tuple[str, ...] = (*LAYOUTS, "synthetic", "photos")
 
 
 def build_dataset(

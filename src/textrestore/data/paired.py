@@ -54,6 +54,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .image_io import is_image_file, read_image_array, to_tensor
+from .kinds import LAYOUT_DIRS, LAYOUTS, SPLITS
 from .transforms import PairedTransform, sample_seed
 
 __all__ = [
@@ -68,36 +69,6 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike
-
-#: Folder layouts :class:`PairedImageFolder` knows.
-LAYOUTS: tuple[str, ...] = ("lol_v1", "lol_v2_real", "lol_v2_synthetic", "generic")
-
-#: layout -> split -> candidate (low folder, high folder) pairs relative to the root; the
-#: first candidate whose folders exist is used (the first one is named in errors).
-LAYOUT_DIRS: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
-    "lol_v1": {
-        "train": (("our485/low", "our485/high"),),
-        "test": (("eval15/low", "eval15/high"),),
-    },
-    "lol_v2_real": {
-        "train": (
-            ("Train/Low", "Train/Normal"),
-            ("Real_captured/Train/Low", "Real_captured/Train/Normal"),
-        ),
-        "test": (
-            ("Test/Low", "Test/Normal"),
-            ("Real_captured/Test/Low", "Real_captured/Test/Normal"),
-        ),
-    },
-    "lol_v2_synthetic": {
-        "train": (("Train/Low", "Train/Normal"), ("Synthetic/Train/Low", "Synthetic/Train/Normal")),
-        "test": (("Test/Low", "Test/Normal"), ("Synthetic/Test/Low", "Synthetic/Test/Normal")),
-    },
-    "generic": {"train": (("low", "high"),), "test": (("low", "high"),)},
-}
-
-#: Accepted ``split`` values and the folder split they read.
-SPLITS: dict[str, str] = {"train": "train", "test": "test", "val": "test"}
 
 _PREFIX = re.compile(r"^(low|normal|high)[_-]?", re.IGNORECASE)
 

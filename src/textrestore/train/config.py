@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write_text
+from ..data.kinds import DATASET_KINDS
 
 __all__ = [
     "TrainConfig", "DataConfig", "parse_overrides", "apply_overrides", "AMP_MODES", "LOGGERS",
@@ -33,9 +34,7 @@ AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
 #: Valid values of :attr:`TrainConfig.logger`.
 LOGGERS: tuple[str, ...] = ("none", "tensorboard")
 #: Dataset kinds understood by :func:`textrestore.data.build_dataset`.
-DATA_KINDS: tuple[str, ...] = (
-    "lol_v1", "lol_v2_real", "lol_v2_synthetic", "generic", "synthetic", "photos",
-)  # fmt: skip
+DATA_KINDS: tuple[str, ...] = DATASET_KINDS
 
 
 @dataclass
