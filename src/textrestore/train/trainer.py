@@ -379,8 +379,11 @@ class Trainer:
         losses: list[float] = []
         terms: dict[str, float] = {}
         finite = True
+        data_s = 0.0
         for micro in range(cfg.grad_accum):
+            t_data = time.perf_counter()
             batch = self._next_batch()
+            data_s += time.perf_counter() - t_data
             low = batch["low"].to(self.device, non_blocking=True)
             high = batch["high"].to(self.device, non_blocking=True)
             last = micro == cfg.grad_accum - 1
@@ -436,6 +439,7 @@ class Trainer:
             "lr": lr,
             "grad_norm": grad_norm if math.isfinite(grad_norm) else None,
             "skipped": not finite,
+            "data_s": data_s,  # waiting for the data pipeline (degradations, targets)
         }
         if terms and finite:
             record["terms"] = terms
@@ -656,6 +660,7 @@ class Trainer:
             disable=not (self.dist.is_main and _is_tty()), desc="train",
         )  # fmt: skip
         start, start_step = time.perf_counter(), self.step
+        step_s = data_s = 0.0  # time in train_step, and in it waiting for data
         self._open_tensorboard()
         try:
             if self.first_val is None and self.val_set is not None and self.dist.is_main:
@@ -666,6 +671,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 record = self.train_step()
                 dt = time.perf_counter() - t0
+                step_s, data_s = step_s + dt, data_s + record["data_s"]
                 record["it_s"] = 1.0 / dt if dt > 0 else None
                 self._log(record)
                 self._tb_step(record)
@@ -700,6 +706,7 @@ class Trainer:
             "steps_this_run": self.step - start_step,
             "seconds": round(seconds, 3),
             "it_s": (self.step - start_step) / seconds if seconds > 0 else None,
+            "data_wait_fraction": round(data_s / step_s, 4) if step_s > 0 else None,
             "nonfinite_steps": self.nonfinite_steps,
             "first_val": self.first_val,
             "last_val": self.last_val or None,
