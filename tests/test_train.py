@@ -284,6 +284,35 @@ def test_exact_resume_after_sigkill(tmp_path: Path) -> None:
     assert ref.optimizer.param_groups[0]["lr"] == resumed.optimizer.param_groups[0]["lr"]
 
 
+def test_resume_keeps_one_log_line_per_step(tmp_path: Path) -> None:
+    """Steps logged after the last checkpoint are re-run on resume: logged once, not twice."""
+    run = tmp_path / "run"
+    Trainer(tiny_cfg(run, steps=2), train_set=TinyPairs(n=8), val_set=False).fit()
+    early = run / "step2.pt"
+    early.write_bytes((run / "last.pt").read_bytes())
+    Trainer(tiny_cfg(run, steps=4, resume="auto"), train_set=TinyPairs(n=8), val_set=False).fit()
+    (run / "last.pt").write_bytes(early.read_bytes())  # as if killed after step 4, before its save
+    Trainer(tiny_cfg(run, steps=4, resume="auto"), train_set=TinyPairs(n=8), val_set=False).fit()
+    steps = [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()]
+    train_steps = [
+        json.loads(x)["step"]
+        for x in (run / "log.jsonl").read_text().splitlines()
+        if "loss" in json.loads(x)
+    ]
+    assert train_steps == [1, 2, 3, 4], steps
+
+
+def test_resume_into_another_models_run_refuses_before_writing(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    Trainer(tiny_cfg(run, steps=1), train_set=TinyPairs(n=4), val_set=False).fit()
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    other = {"dim": 12, "depth": 2, "num_heads": 2, "text_dim": 16}
+    cfg = tiny_cfg(run, steps=2, resume="auto", model_args=other)
+    with pytest.raises(ValueError, match="run of model 'nalsuper_t'.*another out_dir"):
+        Trainer(cfg, train_set=TinyPairs(n=4), val_set=False).fit()
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
 def test_kill_during_checkpoint_write_keeps_previous(tmp_path: Path) -> None:
     ckpt, marker = tmp_path / "last.pt", tmp_path / "writing"
     script = _script(

@@ -560,6 +560,41 @@ class Trainer:
             raise FileNotFoundError(f"config resume: checkpoint not found: {path}")
         return path
 
+    def _check_same_model(self, path: Path) -> None:
+        """Refuse to resume from a checkpoint of another model (preset or model_args)."""
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # unreadable: load_checkpoint names the problem in resume()
+            return
+        theirs = raw.get("config") if isinstance(raw, dict) else None
+        if not isinstance(theirs, dict):
+            return
+        mine = {"model": self.cfg.model, "model_args": dict(self.cfg.model_args)}
+        other = {"model": theirs.get("model"), "model_args": dict(theirs.get("model_args") or {})}
+        if mine != other:
+            raise ValueError(
+                f"config resume: {path} is a run of model {other['model']!r} with model_args "
+                f"{other['model_args']}, this config trains {mine['model']!r} with "
+                f"{mine['model_args']}; use another out_dir, or resume=null to start afresh"
+            )
+
+    def _trim_log(self) -> None:
+        """Drop log lines of steps after the resumed one (they are about to be re-run)."""
+        log = self.out_dir / "log.jsonl"
+        if not self.dist.is_main or not log.is_file():
+            return
+        lines = log.read_text().splitlines()
+        kept = []
+        for line in lines:
+            try:
+                step = json.loads(line).get("step")
+            except (ValueError, AttributeError):
+                continue  # a line cut by a killed write
+            if not isinstance(step, int) or step <= self.step:
+                kept.append(line)
+        if len(kept) != len(lines):
+            atomic_write_text(log, "".join(x + "\n" for x in kept))
+
     # -- logging --------------------------------------------------------------------------
     def _log(self, record: Mapping[str, Any]) -> None:
         if not self.dist.is_main:
@@ -643,13 +678,16 @@ class Trainer:
             NonFiniteLossError: after ``max_nonfinite`` non-finite steps in a row.
         """
         cfg = self.cfg
+        path = self._resolve_resume()
+        if path is not None:
+            self._check_same_model(path)  # before anything in out_dir is written
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.out_dir / "config.yaml")
         barrier()
-        path = self._resolve_resume()
         if path is not None:
             self.resume(path)
+            self._trim_log()
         prev_det = torch.are_deterministic_algorithms_enabled()
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
