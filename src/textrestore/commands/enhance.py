@@ -481,6 +481,7 @@ def _prepare(
 
 def _enhance_one(src: Path, dst: Path, model: Any, args: argparse.Namespace) -> None:
     from ..data import read_image_array, write_image
+    from ..data.image_io import read_image_metadata
     from ..inference import enhance
 
     image = read_image_array(src)
@@ -496,7 +497,8 @@ def _enhance_one(src: Path, dst: Path, model: Any, args: argparse.Namespace) -> 
         progress=False if args.quiet else None,
     )
     del image
-    write_image(dst, out, bit_depth=None)  # 16-bit in, 16-bit out (PNG, TIFF); atomic
+    # 16-bit in, 16-bit out (PNG, TIFF); EXIF and ICC profile kept; atomic
+    write_image(dst, out, bit_depth=None, metadata=read_image_metadata(src))
 
 
 def _print_summary(summary: EnhanceSummary, out_dir: Path, elapsed: float, total: int) -> None:

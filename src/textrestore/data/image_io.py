@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -47,6 +48,8 @@ __all__ = [
     "to_float",
     "quantize",
     "is_image_file",
+    "ImageMetadata",
+    "read_image_metadata",
 ]
 
 #: File extensions the datasets treat as images (lower case).
@@ -143,8 +146,9 @@ def _read_png16(data: bytes, header: tuple[int, int, int, int, int]) -> np.ndarr
     return pixels.view(">u2").astype(np.uint16).reshape(h, w, channels)
 
 
-def _write_png16(path: Path, arr: np.ndarray) -> None:
-    """Write (H, W), (H, W, 3) or (H, W, 4) uint16 as a 16-bit PNG (filter 0, zlib level 6)."""
+def _write_png16(path: Path, arr: np.ndarray, metadata: ImageMetadata | None = None) -> None:
+    """Write (H, W), (H, W, 3) or (H, W, 4) uint16 as a 16-bit PNG (filter 0, zlib level 6),
+    with ``metadata``'s ICC profile (iCCP) and EXIF (eXIf) chunks when given."""
     a = arr if arr.ndim == 3 else arr[..., None]
     h, w, c = a.shape
     ctype = {1: 0, 2: 4, 3: 2, 4: 6}[c]
@@ -156,12 +160,51 @@ def _write_png16(path: Path, arr: np.ndarray) -> None:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
     ihdr = struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0)
+    extra = b""
+    if metadata is not None and metadata.icc_profile:
+        extra += chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(metadata.icc_profile))
+    if metadata is not None and metadata.exif:
+        extra += chunk(b"eXIf", metadata.exif.removeprefix(b"Exif\x00\x00"))
     path.write_bytes(
         _PNG_SIG
         + chunk(b"IHDR", ihdr)
+        + extra
         + chunk(b"IDAT", zlib.compress(raw, 6))
         + chunk(b"IEND", b"")
     )
+
+
+@dataclass(frozen=True)
+class ImageMetadata:
+    """What :func:`write_image` can carry over from a source file: its EXIF block (with the
+    orientation reset to 1, since :func:`read_image_array` already applied it) and its ICC
+    colour profile; either may be None."""
+
+    exif: bytes | None = None
+    icc_profile: bytes | None = None
+
+
+def read_image_metadata(path: PathLike) -> ImageMetadata:
+    """The EXIF (orientation reset to 1) and ICC profile of an image file (None if absent).
+
+    Never raises for an unreadable file: it has no metadata to keep.
+
+    Example:
+        >>> read_image_metadata("no-such-file.png")
+        ImageMetadata(exif=None, icc_profile=None)
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            icc = im.info.get("icc_profile") or None
+            exif = im.getexif()
+            if 0x0112 in exif:
+                exif[0x0112] = 1
+            exif_bytes = exif.tobytes() if len(exif) else None
+    except Exception:
+        return ImageMetadata()
+    return ImageMetadata(exif=exif_bytes, icc_profile=icc)
 
 
 def _exif_orientation(path: Path) -> int:
@@ -409,7 +452,12 @@ def read_image(path: PathLike) -> Tensor:
     return to_tensor(read_image_array(path))
 
 
-def write_image(path: PathLike, image: Tensor | np.ndarray, bit_depth: int | None = 8) -> Path:
+def write_image(
+    path: PathLike,
+    image: Tensor | np.ndarray,
+    bit_depth: int | None = 8,
+    metadata: ImageMetadata | None = None,
+) -> Path:
     """Write an image as PNG, JPEG (quality 95), TIFF, BMP or WebP, chosen by the suffix.
 
     The file is written to a temporary name in the same folder and renamed over ``path``,
@@ -423,6 +471,9 @@ def write_image(path: PathLike, image: Tensor | np.ndarray, bit_depth: int | Non
         bit_depth: 8 or 16 (16: PNG written exactly by a built-in encoder, TIFF through
             ``tifffile``); None keeps the depth of an integer array (16 for uint16) and
             writes floats as 8-bit. JPEG, BMP and WebP are always 8-bit.
+        metadata: EXIF and ICC profile to write (:func:`read_image_metadata` of the
+            source): kept by PNG (8 and 16 bit), JPEG, WebP and TIFF (8 bit); BMP and
+            16-bit TIFF hold neither.
 
     Returns:
         The path written.
@@ -462,7 +513,7 @@ def write_image(path: PathLike, image: Tensor | np.ndarray, bit_depth: int | Non
     arr = to_array(image, bit_depth)
     with atomic_path(p) as tmp:
         if bit_depth == 16 and fmt == "PNG":
-            _write_png16(tmp, arr)
+            _write_png16(tmp, arr, metadata)
         elif bit_depth == 16:
             try:
                 import tifffile
@@ -472,6 +523,11 @@ def write_image(path: PathLike, image: Tensor | np.ndarray, bit_depth: int | Non
                 ) from err
             tifffile.imwrite(str(tmp), arr)
         else:
-            kwargs = {"quality": 95} if fmt == "JPEG" else {}
+            kwargs: dict[str, Any] = {"quality": 95} if fmt == "JPEG" else {}
+            if metadata is not None and fmt != "BMP":
+                if metadata.exif:
+                    kwargs["exif"] = metadata.exif
+                if metadata.icc_profile:
+                    kwargs["icc_profile"] = metadata.icc_profile
             Image.fromarray(arr).save(tmp, format=fmt, **kwargs)
     return p
