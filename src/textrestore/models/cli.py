@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,7 +13,11 @@ from ..layers import RTFB, TCM
 from .base import TextGuidedModel
 from .registry import create_model, list_models
 
-__all__ = ["count_flops", "model_table", "format_table"]
+#: The presets' table at 400×600, computed by :func:`model_table` and shipped, so that
+#: ``textrestore models`` answers without importing torch (a test keeps it current).
+TABLE_CACHE = Path(__file__).resolve().parents[1] / "assets" / "models_table.json"
+
+__all__ = ["count_flops", "model_table", "format_table", "write_table_cache", "TABLE_CACHE"]
 
 
 def _reference_path(model: torch.nn.Module) -> None:
@@ -64,11 +70,15 @@ def model_table(height: int = 400, width: int = 600) -> list[dict[str, Any]]:
 
 
 def format_table(rows: list[dict[str, Any]], height: int, width: int) -> str:
-    header = f"| model | params (M) | GFLOPs @ {height}x{width} | C | RTFBs | text encoder |"
-    lines = [header, "| --- | ---: | ---: | ---: | ---: | --- |"]
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['params_M']:.3f} | {r['gflops']:.1f} | {r['dim']} "
-            f"| {r['depth']} | {r['text_encoder']} |"
-        )
-    return "\n".join(lines)
+    """The markdown table of :func:`model_table`'s rows (what ``textrestore models`` prints)."""
+    from ..commands.models import _format_table
+
+    return _format_table(rows, height, width)
+
+
+def write_table_cache(path: Path = TABLE_CACHE) -> None:
+    """Recompute :data:`TABLE_CACHE` (after a preset changes)."""
+    from .._atomic import atomic_write_text
+
+    table = {"height": 400, "width": 600, "rows": model_table(400, 600)}
+    atomic_write_text(path, json.dumps(table, indent=1) + "\n")
