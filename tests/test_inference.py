@@ -228,17 +228,17 @@ def _photo_512x768() -> torch.Tensor:
 
 def test_tiled_vs_whole_shipped_model():
     """docs/guides/tiled_inference.md: the shipped default, 512×768, 256-px tiles, 32-px
-    overlap: 45.7 dB with 4 tiles per batch, 39.5 dB with 1 (a coarser context pass), and
-    28.1 dB without the context pass. Asserted with a 2.5 dB margin."""
+    overlap: 46.9 dB with 4 tiles per batch, 41.1 dB with 1 (a coarser context pass), and
+    25.7 dB without the context pass. Asserted with a margin of 2.5 dB or more."""
     model = load_model()  # the shipped default preset
     low = _photo_512x768()
     whole = enhance(low, model=model, tile="whole", device="cpu")
     tiled = enhance(low, model=model, tile=256, overlap=32, device="cpu")
-    assert float(psnr(tiled, whole)) >= 43.0
+    assert float(psnr(tiled, whole)) >= 44.0
     tiled1 = enhance(low, model=model, tile=256, overlap=32, tile_batch=1, device="cpu")
-    assert float(psnr(tiled1, whole)) >= 37.0
+    assert float(psnr(tiled1, whole)) >= 38.5
     no_context = enhance(low, model=model, tile=256, overlap=32, context=False, device="cpu")
-    assert float(psnr(no_context, whole)) <= 31.0
+    assert float(psnr(no_context, whole)) <= 29.0
     # nothing about the tiles is left on the modules: a whole-image call is unchanged
     torch.testing.assert_close(enhance(low, model=model, tile="whole", device="cpu"), whole)
 
