@@ -13,9 +13,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_namespace
 from ._version import __version__
 
 # Public names and the submodule each lives in. They are imported on first use (PEP 562),
@@ -43,16 +43,7 @@ if TYPE_CHECKING:
     from .text import TextEmbedding
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_namespace(__name__, _LAZY, globals())
 
 
 __all__ = [

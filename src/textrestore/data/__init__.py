@@ -18,8 +18,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_namespace
 
 # Public names and the submodule each lives in, imported on first use (PEP 562): the
 # torch-free constants of :mod:`.kinds` can be read (e.g. by the CLI's parsers) without
@@ -82,16 +83,7 @@ if TYPE_CHECKING:
     from .transforms import PairedTransform, center_crop, sample_seed
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_namespace(__name__, _LAZY, globals())
 
 
 __all__ = [
