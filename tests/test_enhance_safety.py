@@ -342,13 +342,13 @@ def test_ctrl_c_keeps_finished_files_and_removes_the_partial_one(
     real = data.write_image
     calls = []
 
-    def write_then_interrupt(path, image, bit_depth=8):
+    def write_then_interrupt(path, image, bit_depth=8, metadata=None):
         calls.append(path)
         if len(calls) == 2:
             with atomic_path(path) as tmp:
                 tmp.write_bytes(b"half a png")
                 raise KeyboardInterrupt
-        return real(path, image, bit_depth)
+        return real(path, image, bit_depth, metadata)
 
     monkeypatch.setattr(data, "write_image", write_then_interrupt)
     code = main(["enhance", str(d), "-o", str(out), "--weights", tiny_weights, "-q"])
