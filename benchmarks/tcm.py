@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     h, w = (int(v) for v in args.size.split("x"))
     torch.manual_seed(0)
-    tcm = TCM(args.dim, args.text_dim, args.heads).eval()
+    tcm = TCM(args.dim, args.text_dim, num_heads=args.heads).eval()
     x = torch.randn(1, args.dim, h, w).contiguous(memory_format=torch.channels_last)
     text = torch.randn(1, args.tokens, args.text_dim)
     mask = torch.ones(1, args.tokens, dtype=torch.bool)

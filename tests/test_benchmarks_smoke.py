@@ -1,0 +1,29 @@
+"""The benchmark scripts still run against the library's current API (their --quick modes).
+
+Figures are not asserted here (timings belong in benchmarks/results/); a script that no
+longer matches a constructor or a function signature fails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["tcm.py", "forward.py", "memory.py"])
+def test_benchmark_quick_mode_runs(script: str) -> None:
+    out = subprocess.run(
+        [sys.executable, str(BENCH / script), "--quick"], capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    start = out.stdout.index("{")
+    report = json.loads(out.stdout[start:])
+    assert report["benchmark"] in script
