@@ -61,6 +61,7 @@ def worker(preset: str, h: int, w: int, tile: str, budget_gb: float) -> dict[str
         "tile": tile,
         "budget_gb": budget_gb,
         "seconds": round(seconds, 3),
+        "seconds_per_megapixel": round(seconds / (h * w / 1e6), 3),
         "roof_gflops_per_s": round(roof, 1),
         "seconds_x_roof": round(seconds * roof, 1),
         "model_gflops": round(gflops, 1),
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-gb", type=float, default=2.0)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out")
+    p.add_argument("--plot", help="write a PNG of seconds per megapixel and peak RSS here")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -98,8 +100,50 @@ def main(argv: list[str] | None = None) -> int:
                                                   str(args.budget_gb)])  # fmt: skip
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
-    emit({"benchmark": "memory", "environment": env, "rows": rows}, args.out)
+    report: dict[str, Any] = {"benchmark": "memory", "environment": env, "rows": rows}
+    report["time_per_mp_spread_from_1mp"] = _spread(rows)
+    emit(report, args.out)
+    if args.plot:
+        _plot(rows, args.plot)
     return 0
+
+
+def _spread(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per (preset, tile): max / min seconds per megapixel over the sizes of >= 1 MP."""
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        if r["megapixels"] >= 0.99:
+            groups.setdefault(f"{r['preset']} tile={r['tile']}", []).append(
+                r["seconds_per_megapixel"]
+            )
+    return {k: round(max(v) / min(v), 3) for k, v in groups.items() if len(v) > 1}
+
+
+def _plot(rows: list[dict[str, Any]], path: str) -> None:
+    """Seconds per megapixel and peak RSS against megapixels, one line per preset/tile."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
+    for key in dict.fromkeys((r["preset"], r["tile"]) for r in rows):
+        sel = sorted((r for r in rows if (r["preset"], r["tile"]) == key),
+                     key=lambda r: r["megapixels"])  # fmt: skip
+        mp = [r["megapixels"] for r in sel]
+        label = f"{key[0]} (tile={key[1]})"
+        ax_t.plot(mp, [r["seconds_per_megapixel"] for r in sel], "o-", label=label)
+        ax_m.plot(mp, [r["peak_rss_mb"] / 1024 for r in sel], "o-", label=label)
+    ax_t.set(xscale="log", xlabel="megapixels", ylabel="seconds per megapixel",
+             title="time per megapixel (enhance, 2 cores)")  # fmt: skip
+    ax_m.set(xscale="log", xlabel="megapixels", ylabel="peak RSS (GB)", title="peak RSS")
+    ax_m.axhline(2.0, color="grey", linestyle=":", linewidth=1)
+    for ax in (ax_t, ax_m):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_ylim(bottom=0)
+    ax_t.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

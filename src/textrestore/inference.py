@@ -330,10 +330,24 @@ def auto_tile_size(
 def _auto_plan(
     model: nn.Module, h: int, w: int, budget: int, tile_batch: int, overlap: int
 ) -> tuple[int | None, int]:
-    """(tile or None for the whole image, tiles per forward) for the automatic choice."""
-    tile = auto_tile_size(model, h, w, budget, tile_batch, overlap)
-    if tile is None:
+    """(tile or None for the whole image, tiles per forward) for the automatic choice.
+
+    The largest tile the budget allows is an upper bound: the tile actually used is the
+    one (a multiple of 8, not below the floor of :func:`auto_tile_size`) whose grid computes
+    the fewest pixels, so that e.g. 2124 rows are cut into 4 tiles of 560 rather than 4
+    of 688 overlapping by 160 (1.57x the image's pixels computed, now 1.18x).
+    """
+    largest = auto_tile_size(model, h, w, budget, tile_batch, overlap)
+    if largest is None:
         return None, tile_batch
+    floor = auto_tile_size(model, h, w, 1, tile_batch, overlap)  # the smallest allowed
+
+    def computed(t: int) -> int:
+        th, tw = min(t, h), min(t, w)
+        return len(plan_tiles(h, th, overlap)) * len(plan_tiles(w, tw, overlap)) * th * tw
+
+    candidates = range(largest, (floor or largest) - 1, -8)
+    tile = min(candidates, key=lambda t: (computed(t), -t))
     per_tile = min(tile, h) * min(tile, w) * bytes_per_pixel(model)
     return tile, max(1, min(tile_batch, budget // max(per_tile, 1)))
 
