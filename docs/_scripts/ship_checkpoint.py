@@ -133,9 +133,9 @@ def _phase(run_dir: Path, step: int) -> dict[str, object]:
 
 def _config_file(config: dict[str, object]) -> str:
     """The examples/configs file whose out_dir is this run's."""
-    for path in sorted(Path("examples/configs").glob("shipped*.yaml")):
-        import yaml
+    import yaml
 
+    for path in sorted(Path("examples/configs").glob("shipped*.yaml")):
         if yaml.safe_load(path.read_text()).get("out_dir") == config.get("out_dir"):
             return str(path)
     return "?"

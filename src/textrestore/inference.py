@@ -323,8 +323,12 @@ def auto_tile_size(
         return None
     side = int(math.sqrt(budget / (bpp * max(1, batch))))
     side = side // multiple * multiple
-    floor = max(min_tile, 4 * overlap, 2 * overlap + multiple, 16)
-    return max(side, floor)
+    return max(side, _tile_floor(overlap, multiple, min_tile))
+
+
+def _tile_floor(overlap: int, multiple: int = 8, min_tile: int = MIN_AUTO_TILE) -> int:
+    """The smallest automatic tile: small tiles spend most of their work on the overlap."""
+    return max(min_tile, 4 * overlap, 2 * overlap + multiple, 16)
 
 
 def _auto_plan(
@@ -340,13 +344,12 @@ def _auto_plan(
     largest = auto_tile_size(model, h, w, budget, tile_batch, overlap)
     if largest is None:
         return None, tile_batch
-    floor = auto_tile_size(model, h, w, 1, tile_batch, overlap)  # the smallest allowed
 
     def computed(t: int) -> int:
         th, tw = min(t, h), min(t, w)
         return len(plan_tiles(h, th, overlap)) * len(plan_tiles(w, tw, overlap)) * th * tw
 
-    candidates = range(largest, (floor or largest) - 1, -8)
+    candidates = range(largest, _tile_floor(overlap) - 1, -8)
     tile = min(candidates, key=lambda t: (computed(t), -t))
     per_tile = min(tile, h) * min(tile, w) * bytes_per_pixel(model)
     return tile, max(1, min(tile_batch, budget // max(per_tile, 1)))

@@ -545,7 +545,10 @@ class Trainer:
 
     def resume(self, path: str | os.PathLike[str]) -> None:
         """Load checkpoint ``path`` and continue from it."""
-        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        self._resume_from(load_checkpoint(path, map_location=self.device), path)
+
+    def _resume_from(self, state: dict[str, Any], path: str | os.PathLike[str]) -> None:
+        self.load_state_dict(state)
         self.resumed_from = str(path)
 
     def _resolve_resume(self) -> Path | None:
@@ -560,13 +563,8 @@ class Trainer:
             raise FileNotFoundError(f"config resume: checkpoint not found: {path}")
         return path
 
-    def _check_same_model(self, path: Path) -> None:
+    def _check_same_model(self, theirs: Any, path: Path | None) -> None:
         """Refuse to resume from a checkpoint of another model (preset or model_args)."""
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception:  # unreadable: load_checkpoint names the problem in resume()
-            return
-        theirs = raw.get("config") if isinstance(raw, dict) else None
         if not isinstance(theirs, dict):
             return
         mine = {"model": self.cfg.model, "model_args": dict(self.cfg.model_args)}
@@ -679,14 +677,16 @@ class Trainer:
         """
         cfg = self.cfg
         path = self._resolve_resume()
-        if path is not None:
-            self._check_same_model(path)  # before anything in out_dir is written
+        # read and checked before anything in out_dir is written
+        state = load_checkpoint(path, map_location=self.device) if path is not None else None
+        if state is not None:
+            self._check_same_model(state.get("config"), path)
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.out_dir / "config.yaml")
         barrier()
-        if path is not None:
-            self.resume(path)
+        if state is not None and path is not None:
+            self._resume_from(state, path)
             self._trim_log()
         prev_det = torch.are_deterministic_algorithms_enabled()
         if cfg.deterministic:
