@@ -123,9 +123,11 @@ def test_enhance_moves_a_cpu_model_to_cuda_and_back() -> None:
 
 def test_enhance_auto_keeps_a_cuda_model_on_cuda() -> None:
     model = _tiny_model().cuda()
-    out = enhance(torch.rand(3, 32, 40), model)
-    assert out.device.type == "cuda" and torch.isfinite(out).all()
+    x = torch.rand(3, 32, 40)
+    out = enhance(x, model)  # runs on the model's device; the result on the input's
+    assert out.device == x.device and torch.isfinite(out).all()
     assert all(p.device.type == "cuda" for p in model.parameters())
+    torch.testing.assert_close(out, enhance(x.cuda(), model).cpu(), atol=0, rtol=0)
 
 
 def test_tiled_enhance_on_cuda_matches_whole_image() -> None:
