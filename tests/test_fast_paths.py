@@ -225,3 +225,28 @@ def test_a_users_replacement_and_subclass_work_without_autograd() -> None:
     torch.testing.assert_close(fast, _reference(model, image, text), atol=1e-5, rtol=1e-5)
     with torch.no_grad():
         assert model._level_buffer_ok(model.stem(image))  # the level buffer still runs
+
+
+@pytest.mark.parametrize("tokens", [3, 12])  # folded (h·L ≤ C + L) and the SDPA form
+@pytest.mark.parametrize("grad", [False, True])
+def test_tcm_fused_forms_equal_reference_with_padding(tokens: int, grad: bool) -> None:
+    """Both fused forms, trailing padding trimmed, against the plain formula; gradients too."""
+    torch.manual_seed(3)
+    tcm = TCM(16, 12, num_heads=4, init_values=0.5)
+    assert tcm._folds(tokens) == (tokens == 3)
+    x = torch.randn(2, 16, 6, 7, requires_grad=grad)
+    text = torch.randn(2, tokens + 4, 12)  # 4 trailing positions padded in every sample
+    mask = torch.zeros(2, tokens + 4, dtype=torch.bool)
+    mask[0, :tokens] = True
+    mask[1, : tokens - 1] = True  # the second sample one token shorter
+    with torch.set_grad_enabled(grad):
+        fused = tcm(x, text, mask)
+        tcm.fused_attn = False
+        ref = tcm(x, text, mask)
+        tcm.fused_attn = True
+    torch.testing.assert_close(fused, ref, atol=1e-5, rtol=1e-5)
+    if grad:
+        g_fused = torch.autograd.grad(fused.square().sum(), [x, *tcm.parameters()])
+        g_ref = torch.autograd.grad(ref.square().sum(), [x, *tcm.parameters()])
+        for a, b in zip(g_fused, g_ref):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
