@@ -210,6 +210,24 @@ def test_auto_tile(tiny):
     assert out.shape == x.shape
 
 
+def test_autocast_plans_with_the_autocast_activation_factor(tiny, monkeypatch):
+    """Autocast runs the reference path (more memory): the automatic plan budgets for it."""
+    import textrestore.inference as inference
+
+    seen: list[int] = []
+    real = inference._auto_plan
+    monkeypatch.setattr(inference, "_activation_budget", lambda *a: 700 << 20)
+    monkeypatch.setattr(
+        inference,
+        "_auto_plan",
+        lambda m, h, w, budget, *a: seen.append(budget) or real(m, h, w, budget, *a),
+    )
+    x = torch.rand(1, 3, 40, 48)
+    enhance(x, model=tiny, device="cpu", amp=False)
+    enhance(x, model=tiny, device="cpu", amp=True)
+    assert seen == [700 << 20, (700 << 20) // inference.AUTOCAST_ACTIVATION_FACTOR]
+
+
 def test_prompt_and_training_mode_restored(tiny):
     tiny.train()
     enhance(torch.rand(3, 8, 8), model=tiny, prompt="normal light image", device="cpu")

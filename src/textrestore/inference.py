@@ -230,6 +230,13 @@ def bytes_per_pixel(model: nn.Module, dtype: torch.dtype = torch.float32) -> int
     return 1024 * item
 
 
+#: Peak activations under autocast as a multiple of :func:`bytes_per_pixel`'s float32
+#: estimate: autocast turns the memory-lean inference branches off (their in-place updates
+#: do not mix with per-op casts), so every intermediate of the reference path is kept.
+#: Measured on an NVIDIA H200 at 1200×1800 (``benchmarks/results/gpu_h200.json``, bf16
+#: peak / fp32 peak): nalsuper_ms 6.3×, nalsuper_s 4.0×, nalsuper 4.4×.
+AUTOCAST_ACTIVATION_FACTOR = 7
+
 #: Float32 values per image pixel that a tiled call holds besides the model's activations:
 #: the float input (3), the blended sum (3, divided in place) and its weight (1), and the
 #: caller's 8-bit array (under 1).
@@ -520,14 +527,16 @@ def _enhance_tensor(
     """(B, 3, H, W) float in [0, 1] → (B, 3, H, W) float32 in [0, 1] on ``device``."""
     x = x.to(device=device, dtype=torch.float32)
     h, w = x.shape[-2:]
+    amp_ctx = _autocast(device, amp)
     if tile is None or tile == "auto":
         image_bytes = _IMAGE_BUFFER_FLOATS * 4 * x.shape[0] * h * w
         budget = _activation_budget(device, memory_budget, image_bytes)
+        if not isinstance(amp_ctx, contextlib.nullcontext):
+            budget //= AUTOCAST_ACTIVATION_FACTOR
         tile, tile_batch = _auto_plan(model, h, w, budget, tile_batch, overlap)
     elif tile == "whole":
         tile = None
     tile = cast("int | None", tile)  # "auto"/"whole" resolved above; the rest checked in enhance()
-    amp_ctx = _autocast(device, amp)
     if tile is None or (tile >= h and tile >= w):
         out = _forward(model, x, prompt, amp_ctx)
     else:
