@@ -8,8 +8,8 @@ cut short keeps what it measured). Every record says whether its output was fini
   after warm-up, peak allocated GPU memory, achieved GFLOP/s (reference FLOP count) as a
   fraction of the matmul rate R of the same precision measured in this process.
 - ``enhance``: the shipped preset through ``textrestore.enhance`` at 12 MP (3000×4000)
-  and 24 MP (4000×6000), automatic tiling, default precision (bf16 autocast on a GPU
-  with bf16) and fp32.
+  and 24 MP (4000×6000), automatic tiling, default precision (a bfloat16 copy of the
+  weights on a GPU with bf16) and fp32.
 - ``train``: the library's ``Trainer`` on the shipped preset, batch 8, 128² crops,
   ``synthetic`` data, fp32 and bf16 autocast; steps/s after warm-up and the fraction of
   step time spent waiting for data. The text encoder is ``learned:8`` (the ``minilm``
@@ -157,7 +157,7 @@ def bench_enhance(rep: Report, args: argparse.Namespace) -> None:
             times = cuda_time(call, args.enhance_reps, warmup=0)
             rep.add("enhance", {
                 "preset": args.shipped, "size": size, "megapixels": round(h * w / 1e6, 1),
-                "precision": "default (bf16 autocast)" if amp is None else "fp32",
+                "precision": "default (bf16 weights copy)" if amp is None else "fp32",
                 "median_s": round(statistics.median(times), 4), "min_s": round(min(times), 4),
                 "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1),
                 "finite": finite,

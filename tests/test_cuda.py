@@ -139,6 +139,21 @@ def test_tiled_enhance_on_cuda_matches_whole_image() -> None:
     assert 10 * np.log10(1.0 / max(mse, 1e-12)) >= 35.0
 
 
+@pytest.mark.parametrize("bf16", [True, False])
+def test_enhance_half_precision_copy_on_cuda(monkeypatch, bf16: bool) -> None:
+    """The default on CUDA: a bf16 copy (fp16 on GPUs without bf16), near float32, finite."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    model = create_model("nalsuper_ms", pretrained=True).eval().cuda()
+    x = _photo(1500, 2000, seed=5)[0].cuda()
+    full = enhance(x, model, amp=False)
+    torch.cuda.reset_peak_memory_stats()
+    half = enhance(x, model)
+    assert torch.isfinite(half).all()
+    mse = float(((half - full) ** 2).mean())
+    assert 10 * np.log10(1.0 / max(mse, 1e-12)) >= 40.0
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_trainer_steps_on_cuda_with_autocast(tmp_path, amp: str) -> None:
     from textrestore.train import TrainConfig, Trainer

@@ -74,7 +74,7 @@ def test_help_is_complete(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["enhance", "--help"])
     text = capsys.readouterr().out
-    for flag in ("--weights", "--model", "--prompt", "--tile", "--device", "--amp",
+    for flag in ("--weights", "--model", "--prompt", "--tile", "--device", "--precision",
                  "--skip-existing", "--ext", "-o"):  # fmt: skip
         assert flag in text
     with pytest.raises(SystemExit):

@@ -473,22 +473,22 @@ def test_default_picks_whole_or_tiles_from_free_memory(tiny, monkeypatch):
     import textrestore.inference as inference
 
     seen = _spy_tiles(monkeypatch)
-    x = torch.rand(1, 3, 400, 700)  # 107 MB of activations
+    x = torch.rand(1, 3, 400, 700)  # 107 MB of float32 activations
     monkeypatch.setattr(inference, "_available_bytes", lambda: 64 * 2**30)
-    whole = inference.enhance(x, model=tiny, device="cpu")
+    whole = inference.enhance(x, model=tiny, device="cpu", amp=False)
     assert seen == []  # fits: one forward over the whole image
     monkeypatch.setattr(inference, "_available_bytes", lambda: 100 * 2**20)  # 100 MiB free
-    tiled = inference.enhance(x, model=tiny, device="cpu")
+    tiled = inference.enhance(x, model=tiny, device="cpu", amp=False)
     assert len(seen) == 1 and seen[0][0] >= inference.MIN_AUTO_TILE
     assert tiled.shape == whole.shape
     # an explicit budget too small for even one tile: 256-px tiles, one per forward
     seen.clear()
-    inference.enhance(x, model=tiny, device="cpu", memory_budget=1)
+    inference.enhance(x, model=tiny, device="cpu", memory_budget=1, amp=False)
     assert seen == [(inference.MIN_AUTO_TILE, 1)]
     # "whole" never tiles; an int always does
     seen.clear()
-    inference.enhance(x, model=tiny, device="cpu", tile="whole", memory_budget=1)
-    inference.enhance(x, model=tiny, device="cpu", tile=128, overlap=16)
+    inference.enhance(x, model=tiny, device="cpu", tile="whole", memory_budget=1, amp=False)
+    inference.enhance(x, model=tiny, device="cpu", tile=128, overlap=16, amp=False)
     assert seen == [(128, 4)]
 
 

@@ -210,22 +210,31 @@ def test_auto_tile(tiny):
     assert out.shape == x.shape
 
 
-def test_autocast_plans_with_the_autocast_activation_factor(tiny, monkeypatch):
-    """Autocast runs the reference path (more memory): the automatic plan budgets for it."""
+def test_reduced_precision_runs_a_bf16_copy_and_leaves_the_model(tiny, monkeypatch):
+    """amp=True: the forward sees bfloat16 (the fast path applies); the caller's model stays."""
     import textrestore.inference as inference
 
-    seen: list[int] = []
-    real = inference._auto_plan
-    monkeypatch.setattr(inference, "_activation_budget", lambda *a: 700 << 20)
-    monkeypatch.setattr(
-        inference,
-        "_auto_plan",
-        lambda m, h, w, budget, *a: seen.append(budget) or real(m, h, w, budget, *a),
-    )
-    x = torch.rand(1, 3, 40, 48)
-    enhance(x, model=tiny, device="cpu", amp=False)
-    enhance(x, model=tiny, device="cpu", amp=True)
-    assert seen == [700 << 20, (700 << 20) // inference.AUTOCAST_ACTIVATION_FACTOR]
+    seen: list[torch.dtype] = []
+    handle = tiny.stem.register_forward_hook(lambda m, args, out: seen.append(args[0].dtype))
+    x = torch.rand(1, 3, 40, 48) * 0.3
+    try:
+        full = enhance(x, model=tiny, device="cpu", amp=False)
+        half = enhance(x, model=tiny, device="cpu", amp=True)
+    finally:
+        handle.remove()
+    assert seen == [torch.float32, torch.bfloat16]
+    assert all(p.dtype == torch.float32 for p in tiny.parameters())
+    assert half.dtype == torch.float32 and psnr(half, full) > 40.0
+    # the default on CPU: bfloat16 exactly when the CPU computes it natively
+    for native in (False, True):
+        monkeypatch.setattr(inference, "native_bf16_cpu", lambda n=native: n)
+        seen.clear()
+        handle = tiny.stem.register_forward_hook(lambda m, a, o: seen.append(a[0].dtype))
+        try:
+            enhance(x, model=tiny, device="cpu")
+        finally:
+            handle.remove()
+        assert seen == [torch.bfloat16 if native else torch.float32]
 
 
 def test_prompt_and_training_mode_restored(tiny):

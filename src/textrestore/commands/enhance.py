@@ -493,7 +493,7 @@ def _enhance_one(src: Path, dst: Path, model: Any, args: argparse.Namespace) -> 
         memory_budget=None if args.memory_gb is None else int(args.memory_gb * 2**30),
         overlap=args.overlap,
         device=args.device,
-        amp=True if args.amp else None,
+        amp={"auto": None, "fp32": False, "bf16": True}[args.precision],
         progress=False if args.quiet else None,
     )
     del image
@@ -595,7 +595,12 @@ def register(subparsers: Any) -> None:
         help="overlap of neighbouring tiles in pixels (default: 32)",
     )  # fmt: skip
     add_device_argument(p)
-    p.add_argument("--amp", action="store_true", help="mixed precision (bf16/fp16)")
+    p.add_argument(
+        "--precision", choices=["auto", "fp32", "bf16"], default="auto",
+        help="auto (default): bfloat16 on CUDA (float16 without bf16) and on CPUs that "
+        "compute bfloat16 natively, float32 elsewhere; fp32: float32 everywhere; bf16: "
+        "bfloat16 on any device (float16 on GPUs without bfloat16)",
+    )  # fmt: skip
     p.add_argument(
         "--skip-existing", action="store_true",
         help="do not redo files whose output exists (an output recorded for another input "
