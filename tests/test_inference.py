@@ -347,3 +347,17 @@ def test_tiled_context_and_tiles_stay_on_the_fast_path(monkeypatch):
     wrapped = _WithText(model, text)
     enhance(torch.rand(1, 3, 70, 90), model=wrapped, tile=32, overlap=8, tile_batch=4, device="cpu")
     assert len(seen) >= 2 and all(seen), seen
+
+
+def test_cpu_plan_caps_the_pixels_per_forward():
+    """On CPU one tiled forward sees at most FORWARD_PIXELS (larger ones run slower per
+    pixel); without the cap (CUDA) the budget alone decides."""
+    from textrestore.inference import FORWARD_PIXELS, _auto_plan
+
+    model = create_model("nalsuper_ms")
+    budget = 1 << 30
+    for h, w in [(2124, 2832), (3000, 4000), (4240, 5656)]:
+        tile, batch = _auto_plan(model, h, w, budget, 4, 32, torch.bfloat16, FORWARD_PIXELS)
+        assert tile is not None and tile * tile * batch <= FORWARD_PIXELS
+        free_tile, free_batch = _auto_plan(model, h, w, budget, 4, 32, torch.bfloat16)
+        assert free_tile * free_tile * free_batch > FORWARD_PIXELS

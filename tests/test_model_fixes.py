@@ -95,14 +95,53 @@ def test_key_bias_never_changed_the_output() -> None:
 def test_use_ifa_and_use_fusion_are_independent() -> None:
     kw = dict(dim=8, depth=2, num_heads=2, text_dim=4)
     no_ifa = NaLSuper(**kw, use_ifa=False)  # type: ignore[arg-type]
-    assert no_ifa.fusion is not None and all(b.ifa is None for b in no_ifa.blocks)
+    # no channel/pixel attention anywhere; the last block's IFA keeps only the fusion
+    assert no_ifa.fusion is not None and no_ifa.blocks[0].ifa is None
+    assert no_ifa.blocks[-1].ifa.channel_attn is None and no_ifa.blocks[-1].ifa.pixel_attn is None
     no_fusion = NaLSuper(**kw, use_fusion=False)  # type: ignore[arg-type]
     assert no_fusion.fusion is None and all(b.ifa is not None for b in no_fusion.blocks)
+    assert all(b.ifa.fusion is None for b in no_fusion.blocks)
     plain = NaLSuper(**kw, layer_attention=False)  # type: ignore[arg-type]
     assert plain.fusion is not None and plain.fusion.scale is None
     x = torch.rand(1, 3, 6, 7)
     for m in (no_ifa, no_fusion, plain):
         assert m(x, torch.randn(2, 4)).shape == x.shape
+
+
+def test_the_fusion_is_the_last_ifa_and_old_checkpoints_load_into_it() -> None:
+    """The cross-layer fusion lives in the last RTFB's IFA (NaLSuper and every stage of
+    the multi-scale preset); a state dict with the old top-level ``fusion.*`` keys loads
+    into it and gives the same output, on the autograd and the inference branches."""
+    from textrestore.layers import IFA
+
+    torch.manual_seed(0)
+    for name in ("nalsuper_t", "nalsuper_ms"):
+        model = create_model(name, text_dim=8).eval()
+        with torch.no_grad():
+            for cla in model.modules():
+                if isinstance(cla, CrossLayerAttention) and cla.scale is not None:
+                    cla.scale.fill_(0.7)
+        owners = [m for m in model.modules() if hasattr(m, "blocks")]
+        for owner in owners:
+            if len(owner.blocks) > 1:
+                last = owner.blocks[-1].ifa
+                assert type(last) is IFA and last.fusion is not None
+                assert all(b.ifa.fusion is None for b in owner.blocks[:-1])
+        old = {}
+        for key, value in model.state_dict().items():
+            # write the pre-move layout: <owner>.blocks.<last>.ifa.fusion.* -> <owner>.fusion.*
+            parts = key.split(".")
+            if "fusion" in parts and parts[parts.index("fusion") - 1] == "ifa":
+                i = parts.index("fusion")
+                key = ".".join(parts[: i - 3] + parts[i:])
+            old[key] = value
+        assert any(k.startswith("fusion.") or ".fusion." in k for k in old)
+        fresh = create_model(name, text_dim=8).eval()
+        fresh.load_state_dict(old)
+        x, text = torch.rand(1, 3, 24, 32), torch.randn(3, 8)
+        with torch.no_grad():
+            torch.testing.assert_close(fresh(x, text), model(x, text), atol=0, rtol=0)
+        torch.testing.assert_close(fresh(x, text), model(x, text).detach(), atol=1e-6, rtol=0)
 
 
 def test_shipped_checkpoint_from_before_the_fixes_still_loads() -> None:

@@ -67,7 +67,8 @@ def main(out: str) -> None:
         ax.text(x + 0.8, 2.43, lab, ha="center", fontsize=9, weight="bold")
         ax.text(x + 0.8, 2.05, "conv-act-conv (+skip)", ha="center", fontsize=7)
         ax.text(x + 0.8, 1.75, "TCM  (cross-attn)", ha="center", fontsize=7.5, color="#b35900")
-        ax.text(x + 0.8, 1.42, "IFA: CA → PA", ha="center", fontsize=7.5, color="#2d6a2d")
+        ifa = "IFA: CA → PA → fusion" if lab == "RTFB N" else "IFA: CA → PA"
+        ax.text(x + 0.8, 1.42, ifa, ha="center", fontsize=7.5, color="#2d6a2d")
         arrow(ax, (x + 0.8, 3.5), (x + 0.8, 2.62), color="#b35900")
     ax.plot([3.9, 7.95], [3.5, 3.5], color="#b35900", lw=1.2)
     ax.plot([5.0, 5.0], [3.55, 3.5], color="#b35900", lw=1.2)
@@ -84,7 +85,7 @@ def main(out: str) -> None:
         0.15,
         1.6,
         0.8,
-        "cross-layer attention\nN×N affinity, 1×1 conv\nN·C → C",
+        "RTFB N's IFA fuses:\nN×N layer attention,\n1×1 conv N·C → C",
         tail,
         7.5,
     )

@@ -15,20 +15,27 @@ __all__ = ["IFA"]
 
 
 class IFA(nn.Module):
-    """Channel attention, then pixel attention, then (optionally) cross-layer fusion.
+    """Channel attention, then pixel attention, then (with levels) cross-layer fusion.
 
-    ``forward(x)`` returns ``PA(CA(x))``. With ``num_levels=N`` the block also owns a
-    :class:`CrossLayerAttention` and ``forward(x, levels=[l_1, ..., l_{N-1}])`` fuses the
-    earlier levels together with the attended ``x`` as the N-th level.
+    ``forward(x)`` returns ``y = PA(CA(x))``. Built with ``num_levels=N``, the block also
+    owns a :class:`CrossLayerAttention` and ``forward(x, levels=[l_1, ..., l_{N-1}])``
+    fuses the earlier levels with this one, ``residual + y`` (``residual`` defaults to
+    nothing): ``CLA([l_1, ..., l_{N-1}, residual + y])``. In NaLSuper every RTFB holds an
+    IFA, and the IFA of the block that ends a sequence of blocks fuses their outputs (its
+    ``residual`` is the block's skip, so the last level is that block's output).
 
     Args:
         dim: channels C.
         reduction: bottleneck ratio of the channel and pixel attention.
-        num_levels: number of levels fused (including ``x``); ``None`` for no fusion.
+        num_levels: number of levels fused (including this one); ``None`` for no fusion.
+        attention: ``False`` drops channel and pixel attention (``y = x``), keeping only
+            the fusion (the ``use_ifa=False`` ablation of a block that fuses).
         act_layer: activation inside the attention bottlenecks.
+        fusion_temperature: initial temperature of the cross-layer affinity.
+        layer_attention: ``False``: the fusion is concatenation + 1×1 conv only.
 
     Shape:
-        - x: (B, C, H, W); levels: N-1 tensors (B, C, H, W)
+        - x: (B, C, H, W); levels: N-1 tensors (B, C, H, W); residual: (B, C, H, W)
         - output: (B, C, H, W)
 
     Example:
@@ -45,25 +52,47 @@ class IFA(nn.Module):
         *,
         reduction: int = 8,
         num_levels: int | None = None,
+        attention: bool = True,
         act_layer: type[nn.Module] = nn.ReLU,
+        fusion_temperature: float = 10.0,
+        layer_attention: bool = True,
     ) -> None:
         super().__init__()
+        if not attention and num_levels is None:
+            raise ValueError("IFA: attention=False needs num_levels (the block would do nothing)")
         self.dim = dim
-        self.channel_attn = ChannelAttention(dim, reduction=reduction, act_layer=act_layer)
-        self.pixel_attn = PixelAttention(dim, reduction=reduction, act_layer=act_layer)
-        self.fusion = CrossLayerAttention(dim, num_levels) if num_levels is not None else None
+        self.channel_attn = (
+            ChannelAttention(dim, reduction=reduction, act_layer=act_layer) if attention else None
+        )
+        self.pixel_attn = (
+            PixelAttention(dim, reduction=reduction, act_layer=act_layer) if attention else None
+        )
+        self.fusion = (
+            CrossLayerAttention(
+                dim, num_levels, temperature=fusion_temperature, layer_attention=layer_attention
+            )
+            if num_levels is not None
+            else None
+        )
 
     def forward(
-        self, x: Tensor, levels: Sequence[Tensor] | None = None, *, inplace: bool = False
+        self,
+        x: Tensor,
+        levels: Sequence[Tensor] | None = None,
+        *,
+        residual: Tensor | None = None,
+        inplace: bool = False,
     ) -> Tensor:
-        """``PA(CA(x))`` (then the cross-layer fusion with ``levels``).
+        """``PA(CA(x))``; with ``levels``, the cross-layer fusion of ``[*levels, residual + y]``.
 
         ``inplace=True`` lets the fast branch scale ``x`` itself (the caller gives up ``x``):
         taken when :func:`~textrestore.layers._fast.inference_fast_path` holds and both
         attentions are this library's own classes; the same products, bit-identical.
         """
         check_image_batch(x, "IFA input x", self.dim)
-        if (
+        if self.channel_attn is None or self.pixel_attn is None:
+            y = x
+        elif (
             inplace
             and type(self.channel_attn) is ChannelAttention
             and type(self.pixel_attn) is PixelAttention
@@ -74,7 +103,7 @@ class IFA(nn.Module):
         else:
             y = self.pixel_attn(self.channel_attn(x))
         if levels is None:
-            return y
+            return y if residual is None else residual + y
         if self.fusion is None:
             raise ValueError("IFA: levels were given but the block was built with num_levels=None")
         if len(levels) != self.fusion.num_levels - 1:
@@ -82,4 +111,5 @@ class IFA(nn.Module):
                 f"IFA: expected {self.fusion.num_levels - 1} earlier levels "
                 f"(num_levels={self.fusion.num_levels} includes x), got {len(levels)}"
             )
-        return self.fusion(torch.stack([*levels, y], dim=1))
+        last = y if residual is None else residual + y
+        return self.fusion(torch.stack([*levels, last], dim=1))

@@ -30,6 +30,10 @@ class RTFB(nn.Module):
         init_values: initial LayerScale of the TCM update.
         use_tcm: ``False`` drops the text branch (the "Base" model of the ablation).
         use_ifa: ``False`` drops channel and pixel attention.
+        num_levels: the block ends a sequence of ``num_levels`` blocks and its IFA fuses
+            their outputs (see ``forward``'s ``levels``); ``None``: no fusion.
+        fusion_temperature: initial temperature of the cross-layer affinity.
+        layer_attention: ``False``: the fusion is concatenation + 1×1 conv only.
 
     Shape:
         - x: (B, C, H, W); text: (B, L, D) / (L, D) / (D,) or TextEmbedding; mask: (B, L) bool
@@ -53,6 +57,9 @@ class RTFB(nn.Module):
         init_values: float | None = 0.1,
         use_tcm: bool = True,
         use_ifa: bool = True,
+        num_levels: int | None = None,
+        fusion_temperature: float = 10.0,
+        layer_attention: bool = True,
     ) -> None:
         super().__init__()
         self.dim = dim
@@ -62,7 +69,15 @@ class RTFB(nn.Module):
         self.tcm = (
             TCM(dim, text_dim, num_heads=num_heads, init_values=init_values) if use_tcm else None
         )
-        self.ifa = IFA(dim, reduction=reduction, act_layer=act_layer) if use_ifa else None
+        self.ifa = (
+            IFA(
+                dim, reduction=reduction, num_levels=num_levels, attention=use_ifa,
+                act_layer=act_layer, fusion_temperature=fusion_temperature,
+                layer_attention=layer_attention,
+            )  # fmt: skip
+            if use_ifa or num_levels is not None
+            else None
+        )
 
     def forward(
         self,
@@ -70,9 +85,14 @@ class RTFB(nn.Module):
         text: Tensor | TextEmbedding | None = None,
         mask: Tensor | None = None,
         *,
+        levels: list[Tensor] | None = None,
         out: Tensor | None = None,
     ) -> Tensor:
         """``x + IFA(TCM(conv(act(conv(x)) + x), text))``, written into ``out`` when given.
+
+        With ``levels`` (the outputs of the earlier blocks of the sequence; the block was
+        built with ``num_levels``) the block returns its IFA's cross-layer fusion of
+        ``[*levels, x + IFA(...)]`` instead.
 
         When :func:`~textrestore.layers._fast.inference_fast_path` holds, the same
         operations run with in-place intermediates (the conv body's buffer is reused by
@@ -80,6 +100,10 @@ class RTFB(nn.Module):
         so only two full-size buffers live besides ``x``; ``x`` is never modified.
         """
         check_image_batch(x, "RTFB input x", self.dim)
+        if levels is not None and (self.ifa is None or self.ifa.fusion is None):
+            raise ValueError("RTFB: levels were given but the block was built without num_levels")
+        if levels is not None and out is not None:
+            raise ValueError("RTFB: out= is for the block's output, not for a fusion of levels")
         if self.tcm is not None and text is None:
             raise ValueError("RTFB: text is required (the block was built with use_tcm=True)")
         lean = inference_fast_path(self, x)
@@ -93,8 +117,11 @@ class RTFB(nn.Module):
                 if lean and type(self.tcm) is TCM
                 else self.tcm(y, text, mask)
             )
+        own_ifa = lean and type(self.ifa) is IFA
+        if levels is not None:
+            return self.ifa(y, levels, residual=x, inplace=own_ifa)  # type: ignore[misc]
         if self.ifa is not None:
-            y = self.ifa(y, inplace=True) if lean and type(self.ifa) is IFA else self.ifa(y)
+            y = self.ifa(y, inplace=True) if own_ifa else self.ifa(y)
         if out is not None:
             return torch.add(x, y, out=out)
         return y.add_(x) if lean else x + y

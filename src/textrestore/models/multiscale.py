@@ -18,19 +18,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_image_batch
-from ..layers import RTFB, CrossLayerAttention
+from ..layers import RTFB
 from ..text import PromptBank
 from .base import TextGuidedModel, TextInput
-from .nalsuper import _build
+from .nalsuper import _build, move_fusion_keys
 from .registry import register_model
 
 __all__ = ["RTFBStage", "MultiScaleNaLSuper", "nalsuper_ms"]
 
 
 class RTFBStage(nn.Module):
-    """``depth`` RTFBs at one resolution, their outputs fused by cross-layer attention.
+    """``depth`` RTFBs at one resolution, their outputs fused by the last block's IFA.
 
-    ``out = x + CLA([b_1, ..., b_depth])`` (with one block: ``out = b_1``).
+    ``out = x + CLA([b_1, ..., b_depth])`` with ``CLA`` the cross-layer attention of the
+    last block's IFA (with one block: ``out = b_1``).
 
     Args:
         dim: channels C.
@@ -66,23 +67,29 @@ class RTFBStage(nn.Module):
         super().__init__()
         if depth < 1:
             raise ValueError(f"RTFBStage: depth must be >= 1, got {depth}")
+        self.depth = depth
         self.blocks = nn.ModuleList(
-            RTFB(dim, text_dim, num_heads=num_heads, reduction=reduction, init_values=init_values)
-            for _ in range(depth)
-        )
-        self.fusion = (
-            CrossLayerAttention(dim, depth, layer_attention=layer_attention) if depth > 1 else None
+            RTFB(
+                dim, text_dim, num_heads=num_heads, reduction=reduction,
+                init_values=init_values, layer_attention=layer_attention,
+                num_levels=depth if depth > 1 and i == depth - 1 else None,
+            )  # fmt: skip
+            for i in range(depth)
         )
 
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        move_fusion_keys(state_dict, prefix, f"blocks.{self.depth - 1}.")
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
     def forward(self, x: Tensor, tokens: Tensor, mask: Tensor | None) -> Tensor:
-        levels = []
+        levels: list[Tensor] = []
         y = x
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             y = block(y, tokens, mask)
             levels.append(y)
-        if self.fusion is None:
-            return y
-        return x + self.fusion(levels)
+        if self.depth == 1:
+            return self.blocks[-1](y, tokens, mask)
+        return x + self.blocks[-1](y, tokens, mask, levels=levels)
 
 
 class MultiScaleNaLSuper(TextGuidedModel):

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_image_batch
-from ..layers import RTFB, CrossLayerAttention
+from ..layers import IFA, RTFB, CrossLayerAttention
 from ..layers._fast import inference_fast_path
 from ..layers.attention import cosine_from_gram
 from ..layers.statistics import fixed_statistic
@@ -22,9 +22,10 @@ __all__ = ["NaLSuper", "nalsuper", "nalsuper_s", "nalsuper_t"]
 class NaLSuper(TextGuidedModel):
     """Text-guided low-light enhancer.
 
-    ``image → 3×3 conv stem → depth × RTFB(TCM, IFA) → cross-layer fusion of every
-    block's output → 3×3 conv → + image``. The network never downsamples, so any
-    H, W >= 1 works without padding.
+    ``image → 3×3 conv stem → depth × RTFB(TCM, IFA) → 3×3 conv → + image``: the IFA of
+    the last RTFB fuses the outputs of all blocks by cross-layer attention (the paper's
+    level concatenation). The network never downsamples, so any H, W >= 1 works without
+    padding.
 
     Text is looked up in the model's :class:`~textrestore.text.PromptBank`: each
     distinct prompt is encoded once by the attached text encoder and kept as a buffer
@@ -42,8 +43,9 @@ class NaLSuper(TextGuidedModel):
         use_tcm: ``False`` builds the text-free "Base" model of the paper's ablation.
         use_ifa: ``False`` drops the channel and pixel attention inside every RTFB
             (nothing else).
-        use_fusion: ``False`` drops the cross-layer fusion of the block outputs: the tail
-            then reads the last block only (no level concatenation).
+        use_fusion: ``False`` drops the cross-layer fusion of the block outputs (the last
+            block's IFA is built without ``num_levels``): the tail then reads the last
+            block only (no level concatenation).
         layer_attention: ``False`` keeps the level concatenation + 1×1 conv but drops the
             cosine affinity between levels (see :class:`~textrestore.layers.CrossLayerAttention`).
         fusion_temperature: initial temperature of the cross-layer affinity.
@@ -105,18 +107,23 @@ class NaLSuper(TextGuidedModel):
             RTFB(
                 dim, text_dim, num_heads=num_heads, reduction=reduction, act_layer=act_layer,
                 init_values=init_values, use_tcm=use_tcm, use_ifa=use_ifa,
+                num_levels=depth if use_fusion and i == depth - 1 else None,
+                fusion_temperature=fusion_temperature, layer_attention=layer_attention,
             )
-            for _ in range(depth)
+            for i in range(depth)
         )  # fmt: skip
-        self.fusion = (
-            CrossLayerAttention(
-                dim, depth, temperature=fusion_temperature, layer_attention=layer_attention
-            )
-            if use_fusion
-            else None
-        )
         self.tail = nn.Conv2d(dim, in_chans, 3, padding=1)
         self.prompt_bank = PromptBank(text_dim, default_prompt=default_prompt)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        move_fusion_keys(state_dict, prefix, f"blocks.{self.depth - 1}.")
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    @property
+    def fusion(self) -> CrossLayerAttention | None:
+        """The cross-layer attention that fuses the block outputs (the last IFA's), or None."""
+        ifa = getattr(self.blocks[-1], "ifa", None)
+        return getattr(ifa, "fusion", None)
 
     # -- forward ------------------------------------------------------------------------
     def _prepare(
@@ -142,18 +149,30 @@ class NaLSuper(TextGuidedModel):
             levels.append(x)
         return levels
 
+    def _run_body(self, x: Tensor, tokens: Tensor | None, mask: Tensor | None) -> Tensor:
+        """The blocks; the last one fuses every block's output when it was built to."""
+        if self.fusion is None:
+            return self._run_blocks(x, tokens, mask)[-1]
+        earlier: list[Tensor] = []
+        for block in self.blocks[:-1]:
+            x = block(x, tokens, mask)
+            earlier.append(x)
+        return self.blocks[-1](x, tokens, mask, levels=earlier)
+
     def _level_buffer_ok(self, x: Tensor) -> bool:
         """Eligibility of the level-buffer branch of :meth:`forward` (see ``inference_fast_path``).
 
-        Besides the shared predicate: the blocks and the fusion are this library's own
-        classes (a user's replacement runs through its own ``forward`` on the plain branch),
+        Besides the shared predicate: the blocks, the last block's IFA and its fusion are
+        this library's own classes (a user's replacement runs through its own ``forward``
+        on the plain branch),
         every TCM uses fused attention (``fused_attn=False`` asks for the reference
         formulation, e.g. for FLOP counting), and there are at least two levels to fuse.
         """
         return (
-            type(self.fusion) is CrossLayerAttention
-            and self.depth > 1
+            self.depth > 1
             and all(type(b) is RTFB for b in self.blocks)
+            and type(self.blocks[-1].ifa) is IFA
+            and type(self.fusion) is CrossLayerAttention
             and all(b.tcm is None or b.tcm.fused_attn for b in self.blocks)  # type: ignore[union-attr]
             and inference_fast_path(self, x)
         )
@@ -162,7 +181,7 @@ class NaLSuper(TextGuidedModel):
         """Enhance ``image`` guided by ``text`` (see the class docstring for both).
 
         One code path; when :meth:`_level_buffer_ok` holds (inference), the block outputs
-        are written straight into one preallocated level buffer and the cross-layer fusion
+        are written straight into one preallocated level buffer and the last IFA's fusion
         takes the levels' cosine similarity (float32 Gram over the buffer) and folds
         ``I + scale·A`` into its 1×1 projection
         (:meth:`~textrestore.layers.CrossLayerAttention.fold_projection`), so neither the
@@ -171,9 +190,7 @@ class NaLSuper(TextGuidedModel):
         x, tokens, mask = self._prepare(image, text)
         x = self.stem(x)
         if not self._level_buffer_ok(x):
-            levels = self._run_blocks(x, tokens, mask)
-            fused = self.fusion(levels) if self.fusion is not None else levels[-1]
-            return (image + self.tail(fused)).contiguous()
+            return (image + self.tail(self._run_body(x, tokens, mask))).contiguous()
         fusion = cast(CrossLayerAttention, self.fusion)  # checked by _level_buffer_ok
         b, c, h, w = x.shape
         n, k = self.depth, c * h * w
@@ -210,6 +227,17 @@ class NaLSuper(TextGuidedModel):
                     acc.addmm_(weights[j, :, m], buf[m, j].view(c, h * w))
         del buf, slots, x
         return (image + self.tail(fused_img)).contiguous()
+
+
+def move_fusion_keys(state_dict: dict[str, Any], prefix: str, last_block: str) -> None:
+    """Checkpoints from before the fusion moved into the last block's IFA: rename its keys.
+
+    ``<prefix>fusion.*`` becomes ``<prefix><last_block>ifa.fusion.*`` (same values, same
+    function).
+    """
+    old = prefix + "fusion."
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[prefix + last_block + "ifa.fusion." + key[len(old) :]] = state_dict.pop(key)
 
 
 def _level_cosine(buf: Tensor, last: Tensor, n: int, b: int, k: int) -> Tensor:
