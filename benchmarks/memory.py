@@ -30,11 +30,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit, environment, loadavg, matmul_gflops, max_rss_mb, run_worker  # noqa: E402
 
 
-def worker(preset: str, h: int, w: int, tile: str, budget_gb: float) -> dict[str, Any]:
+def worker(
+    preset: str, h: int, w: int, tile: str, budget_gb: float, keep: bool = False
+) -> dict[str, Any]:
+    from textrestore.allocator import keep_freed_memory
     from textrestore.inference import enhance
     from textrestore.models import create_model, list_pretrained
     from textrestore.models.cli import count_flops
 
+    kept = keep_freed_memory() if keep else False
     torch.manual_seed(0)
     roof = matmul_gflops()
     model = create_model(preset, pretrained=preset in list_pretrained())
@@ -60,6 +64,7 @@ def worker(preset: str, h: int, w: int, tile: str, budget_gb: float) -> dict[str
         "megapixels": round(h * w / 1e6, 3),
         "tile": tile,
         "budget_gb": budget_gb,
+        "keep_freed_memory": kept,
         "seconds": round(seconds, 3),
         "seconds_per_megapixel": round(seconds / (h * w / 1e6), 3),
         "roof_gflops_per_s": round(roof, 1),
@@ -82,11 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out")
     p.add_argument("--plot", help="write a PNG of seconds per megapixel and peak RSS here")
+    p.add_argument(
+        "--keep-freed-memory", action="store_true",
+        help="apply the command line's allocator setting (textrestore.allocator) in each worker",
+    )  # fmt: skip
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         h, w = (int(v) for v in args.sizes[0].split("x"))
-        print(json.dumps(worker(args.presets[0], h, w, args.tiles[0], args.budget_gb)))
+        row = worker(args.presets[0], h, w, args.tiles[0], args.budget_gb, args.keep_freed_memory)
+        print(json.dumps(row))
         return 0
     if args.quick:
         args.presets, args.sizes, args.tiles = ["nalsuper_t"], ["64x96"], ["none", "48"]
@@ -97,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             for tile in args.tiles:
                 row = run_worker(Path(__file__), ["--presets", preset, "--sizes", size,
                                                   "--tiles", tile, "--budget-gb",
-                                                  str(args.budget_gb)])  # fmt: skip
+                                                  str(args.budget_gb),
+                                                  *(["--keep-freed-memory"]
+                                                    if args.keep_freed_memory else [])])  # fmt: skip
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
     report: dict[str, Any] = {"benchmark": "memory", "environment": env, "rows": rows}
