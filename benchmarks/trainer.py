@@ -65,7 +65,7 @@ def run_once(src: Path, preset: str, args: argparse.Namespace) -> dict[str, Any]
             f"model={preset}", "data.kind=synthetic", f"data.crop={args.crop}",
             f"data.batch_size={args.batch}", "data.size=256", "data.length=512",
             "data.val_length=1", f"steps={args.steps}", "val_every=0",
-            f"ckpt_every={args.steps}", "amp=none", "num_workers=0", "log_every=0",
+            f"ckpt_every={args.steps}", f"amp={args.amp}", "num_workers=0", "log_every=0",
             f"out_dir={tmp}/run", "resume=null", "text_encoder=minilm",
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(args.threads)}
@@ -112,6 +112,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument(
+        "--amp", choices=["none", "bf16"], default="none",
+        help="the trainer's autocast (bf16 pays on CPUs with native bfloat16)",
+    )  # fmt: skip
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     trees = {"new": NEW_SRC}
@@ -134,7 +138,7 @@ def main() -> None:
         "config": {
             "batch": args.batch,
             "crop": args.crop,
-            "dtype": "fp32",
+            "amp": args.amp,
             "data": "synthetic",
             "steps": args.steps,
             "warmup": args.warmup,
