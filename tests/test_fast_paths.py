@@ -250,3 +250,33 @@ def test_tcm_fused_forms_equal_reference_with_padding(tokens: int, grad: bool) -
         g_ref = torch.autograd.grad(ref.square().sum(), [x, *tcm.parameters()])
         for a, b in zip(g_fused, g_ref):
             torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+#: Half-precision models (what ``enhance`` runs for reduced precision): the fast branch
+#: against the reference formulation in the same dtype, max absolute difference.
+HALF_FAST_TOL = {torch.bfloat16: 0.05, torch.float16: 0.01}
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("name", list_models("nalsuper*"))
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_half_precision_fast_path_close_to_reference(
+    name: str, channels_last: bool, batch: int, dtype: torch.dtype
+) -> None:
+    torch.manual_seed(0)
+    kwargs = {"depth": 4} if name == "nalsuper" else {}
+    model = create_model(name, channels_last=channels_last, **kwargs).eval()
+    with torch.no_grad():
+        for cla in model.modules():
+            if isinstance(cla, CrossLayerAttention) and cla.scale is not None:
+                cla.scale.fill_(0.8)
+    model = model.to(dtype)
+    image = torch.rand(batch, 3, 11, 14).to(dtype)
+    text = torch.randn(batch, 6, model.text_dim).to(dtype)
+    with torch.no_grad():
+        fast = model(image, text)
+    ref = _reference(model, image, text)
+    assert torch.isfinite(fast).all()
+    diff = float((fast.float() - ref.float()).abs().max())
+    assert diff <= HALF_FAST_TOL[dtype], diff

@@ -150,11 +150,12 @@ def test_shipped_checkpoint_from_before_the_fixes_still_loads() -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("preset", ["nalsuper_t", "nalsuper_ms"])
+@pytest.mark.parametrize("preset", ["nalsuper_t", "nalsuper_s", "nalsuper_ms", "nalsuper"])
 def test_autocast_on_cpu_is_finite_and_close_to_float32(preset: str, dtype: torch.dtype) -> None:
     """fp16/bf16 autocast on CPU: no NaN/Inf; mean abs difference to fp32 <= 0.02."""
     torch.manual_seed(0)
-    model = create_model(preset, text_dim=8).eval()
+    kwargs = {"depth": 4} if preset == "nalsuper" else {}
+    model = create_model(preset, text_dim=8, **kwargs).eval()
     x, text = torch.rand(1, 3, 48, 64), torch.randn(3, 8)
     with torch.no_grad():
         ref = model(x, text)
