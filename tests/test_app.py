@@ -89,9 +89,21 @@ def test_app_in_a_real_browser(tmp_path: Path) -> None:
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 1000})
                 page.goto(url)
-                page.locator("#photos input[type=file]").set_input_files(str(photo))
-                # The upload must have landed before Enhance is clicked.
-                page.locator("#photos").get_by_text(photo.name).first.wait_for(timeout=120_000)
+                # Gradio attaches its upload handler after the page loads: an upload set
+                # before that is dropped (seen once in CI), so wait for the network to
+                # settle and retry the upload until its name shows.
+                page.wait_for_load_state("networkidle")
+                for attempt in range(3):
+                    page.locator("#photos input[type=file]").set_input_files(str(photo))
+                    # The upload must have landed before Enhance is clicked.
+                    try:
+                        page.locator("#photos").get_by_text(photo.name).first.wait_for(
+                            timeout=40_000
+                        )
+                        break
+                    except playwright_sync.TimeoutError:
+                        if attempt == 2:
+                            raise
                 results = {}
                 for how, prompt in (("click", bright_prompt), ("type", dark_prompt)):
                     box = page.locator("#prompt textarea")
