@@ -280,3 +280,11 @@ def test_half_precision_fast_path_close_to_reference(
     assert torch.isfinite(fast).all()
     diff = float((fast.float() - ref.float()).abs().max())
     assert diff <= HALF_FAST_TOL[dtype], diff
+
+
+def test_tcm_folds_short_texts_except_under_cuda_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
+    tcm = TCM(16, 12, num_heads=4)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert tcm._folds(3, cpu) and tcm._folds(3, cuda) and not tcm._folds(12, cpu)
+    monkeypatch.setattr(torch, "is_autocast_enabled", lambda device_type=None: True)
+    assert tcm._folds(3, cpu) and not tcm._folds(3, cuda)
