@@ -151,13 +151,13 @@ class NaLSuper(TextGuidedModel):
 
     def _run_body(self, x: Tensor, tokens: Tensor | None, mask: Tensor | None) -> Tensor:
         """The blocks; the last one fuses every block's output when it was built to."""
-        if self.fusion is None:
-            return self._run_blocks(x, tokens, mask)[-1]
+        fuses = self.fusion is not None
         earlier: list[Tensor] = []
         for block in self.blocks[:-1]:
             x = block(x, tokens, mask)
-            earlier.append(x)
-        return self.blocks[-1](x, tokens, mask, levels=earlier)
+            if fuses:  # without a fusion no earlier output is kept
+                earlier.append(x)
+        return self.blocks[-1](x, tokens, mask, levels=earlier if fuses else None)
 
     def _level_buffer_ok(self, x: Tensor) -> bool:
         """Eligibility of the level-buffer branch of :meth:`forward` (see ``inference_fast_path``).
