@@ -23,6 +23,7 @@ import copy
 import functools
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -237,11 +238,6 @@ def bytes_per_pixel(model: nn.Module, dtype: torch.dtype = torch.float32) -> int
 #: buffers leave the caches). Measured with ``nalsuper_ms`` at 2124×2832 here, s/MP:
 #: 512²×4 tiles 0.69, 512²×1 0.53, 400²×4 0.55, 320²×4 0.51, 640²×1 0.55.
 FORWARD_PIXELS = 1 << 19
-
-#: Float32 values per image pixel that a tiled call holds besides the model's activations:
-#: the float input (3), the blended sum (3, divided in place) and its weight (1), and the
-#: caller's 8-bit array (under 1).
-_IMAGE_BUFFER_FLOATS = 8
 
 #: The automatic tile size never goes below this (at the default 32-px overlap a 256-px
 #: tile computes (256/224)² = 1.31x the pixels): a tight budget runs fewer tiles per
@@ -491,7 +487,7 @@ def _forward(model: nn.Module, x: Tensor, prompt: str | None, dtype: torch.dtype
     return out[..., :h, :w].float()
 
 
-def _iter_batches(items: list[tuple[int, int]], n: int) -> Iterator[list[tuple[int, int]]]:
+def _iter_batches(items: list[Any], n: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
 
@@ -509,9 +505,165 @@ def _progress_bar(total: int, progress: bool | None) -> Any:
     )  # fmt: skip
 
 
+# -- where the pixels come from and go to ------------------------------------------------
+class _Pixels:
+    """The images of one call, read as float32 tiles and written back as finished rows.
+
+    The caller's buffer stays in its own dtype (8-bit photos: 3 bytes per pixel) and the
+    output is allocated in the same kind; float32 exists only for the tiles in flight and
+    the band of rows still receiving tiles, so a tiled call never holds an image-sized
+    float buffer.
+    """
+
+    count: int
+    height: int
+    width: int
+    device: torch.device
+
+    def read(self, b: int, y0: int, y1: int, x0: int, x1: int) -> Tensor:
+        """Image ``b``'s rows ``y0:y1``, columns ``x0:x1`` as (3, h, w) float32 on the device."""
+        raise NotImplementedError
+
+    def write(self, b: int, y0: int, rows: Tensor) -> None:
+        """Store image ``b``'s finished output rows ``y0:y0 + k`` given as (3, k, W) floats."""
+        raise NotImplementedError
+
+    @property
+    def output_bytes(self) -> int:
+        raise NotImplementedError
+
+
+class _ArrayPixels(_Pixels):
+    """An (H, W, C) uint8 / uint16 / float array, C in 1 (grey), 3, 4 (alpha carried)."""
+
+    def __init__(self, arr: np.ndarray, device: torch.device) -> None:
+        from .data.image_io import to_float
+
+        self.arr, self.device = arr, device
+        self.count, (self.height, self.width, self.channels) = 1, arr.shape
+        self.integer = arr.dtype in (np.uint8, np.uint16)
+        self.out = np.empty(arr.shape, arr.dtype)
+        self._to_float = to_float
+
+    def read(self, b: int, y0: int, y1: int, x0: int, x1: int) -> Tensor:
+        part = self._to_float(np.ascontiguousarray(self.arr[y0:y1, x0:x1, :3]))
+        t = torch.from_numpy(part).permute(2, 0, 1).to(self.device, torch.float32)
+        return t.expand(3, -1, -1) if self.channels == 1 else t
+
+    def write(self, b: int, y0: int, rows: Tensor) -> None:
+        from .data.image_io import quantize
+
+        k = rows.shape[1]
+        out = rows.clamp_(0.0, 1.0).permute(1, 2, 0).float().cpu().numpy()
+        if self.channels == 1:
+            out = out.mean(axis=2, keepdims=True)
+        elif self.channels == 4:
+            alpha = self._to_float(np.ascontiguousarray(self.arr[y0 : y0 + k, :, 3:]))
+            out = np.concatenate([out, np.clip(alpha, 0.0, 1.0)], axis=2)
+        dst = self.out[y0 : y0 + k]
+        dst[...] = quantize(out, self.arr.dtype) if self.integer else out
+
+    @property
+    def output_bytes(self) -> int:
+        return int(self.out.nbytes)
+
+
+class _TensorPixels(_Pixels):
+    """A (B, 3, H, W) float or uint8 tensor on any device."""
+
+    def __init__(self, t: Tensor, device: torch.device) -> None:
+        self.t, self.device = t, device
+        self.count, _, self.height, self.width = t.shape
+        self.out = torch.empty_like(t)
+
+    def read(self, b: int, y0: int, y1: int, x0: int, x1: int) -> Tensor:
+        part = self.t[b, :, y0:y1, x0:x1].to(self.device, torch.float32)
+        return part / 255.0 if self.t.dtype == torch.uint8 else part
+
+    def write(self, b: int, y0: int, rows: Tensor) -> None:
+        from .data.image_io import quantize
+
+        rows = rows.clamp_(0.0, 1.0)
+        if self.t.dtype == torch.uint8:
+            rows = cast(Tensor, quantize(rows, np.uint8))
+        self.out[b, :, y0 : y0 + rows.shape[1]] = rows.to(self.out.device, self.out.dtype)
+
+    @property
+    def output_bytes(self) -> int:
+        return self.out.numel() * self.out.element_size()
+
+
+class _RowBand:
+    """The blended output rows ``[lo, lo + rows)`` of one image that tiles still reach.
+
+    Tiles are added in row-major order; once no pending tile starts above row ``r``, the
+    rows above ``r`` are final and leave the band (:meth:`flush`), so a tiled image holds
+    about two tile rows of float sums instead of the whole image.
+    """
+
+    def __init__(self, channels: int, width: int, device: torch.device) -> None:
+        self.lo = 0
+        self.acc = torch.zeros(channels, 0, width, device=device)
+        self.norm = torch.zeros(1, 0, width, device=device)
+
+    def add(self, y: int, x: int, result: Tensor, weight: Tensor) -> None:
+        th, tw = result.shape[-2:]
+        missing = y + th - (self.lo + self.acc.shape[1])
+        if missing > 0:
+            self.acc = torch.cat([self.acc, self.acc.new_zeros(self.acc.shape[0], missing, self.acc.shape[2])], 1)  # fmt: skip
+            self.norm = torch.cat([self.norm, self.norm.new_zeros(1, missing, self.norm.shape[2])], 1)  # fmt: skip
+        r = y - self.lo
+        self.acc[:, r : r + th, x : x + tw] += result * weight
+        self.norm[:, r : r + th, x : x + tw] += weight
+
+    def flush(self, upto: int) -> Tensor | None:
+        """The finished rows ``[lo, upto)`` (normalised blend), removed from the band."""
+        k = upto - self.lo
+        if k <= 0:
+            return None
+        rows = self.acc[:, :k] / self.norm[:, :k]
+        self.acc, self.norm, self.lo = self.acc[:, k:], self.norm[:, k:], upto
+        return rows
+
+
+def _context_image(pix: _Pixels, b: int, pixels: int) -> Tensor:
+    """Image ``b`` downscaled (antialiased) to about ``pixels`` pixels, read in strips.
+
+    A box filter of the integer factor ``k = floor(1/scale)`` is applied strip by strip,
+    then an antialiased bilinear resize covers the remaining factor (< 2): an image is
+    never held at full resolution in float32 unless it is under 4x ``pixels``.
+    """
+    h, w = pix.height, pix.width
+    scale = min(1.0, math.sqrt(pixels / (h * w)))
+    if scale == 1.0:
+        return pix.read(b, 0, h, 0, w)[None]
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    k = max(1, int(1.0 / scale))
+    strip = k * max(1, 256 // k)
+    parts = [
+        F.avg_pool2d(pix.read(b, y, min(y + strip, h), 0, w)[None], k, ceil_mode=True)
+        for y in range(0, h, strip)
+    ]
+    reduced = torch.cat(parts, 2) if len(parts) > 1 else parts[0]
+    return F.interpolate(reduced, size=size, mode="bilinear", antialias=True)
+
+
+def _run_whole(
+    model: nn.Module, pix: _Pixels, prompt: str | None, batch: int, dtype: torch.dtype
+) -> None:
+    """Whole images, ``batch`` per forward."""
+    h, w = pix.height, pix.width
+    for group in _iter_batches(list(range(pix.count)), batch):
+        x = torch.stack([pix.read(b, 0, h, 0, w) for b in group])
+        out = _forward(model, x, prompt, dtype)
+        del x
+        for b, o in zip(group, out):
+            pix.write(b, 0, o)
+
+
 def _run_tiled(
     model: nn.Module,
-    x: Tensor,
+    pix: _Pixels,
     prompt: str | None,
     tile: int,
     overlap: int,
@@ -519,82 +671,73 @@ def _run_tiled(
     dtype: torch.dtype,
     context: bool = True,
     progress: bool | None = None,
-) -> Tensor:
-    _, c, h, w = x.shape
+) -> None:
+    """Overlapping tiles, raised-cosine blended, finished rows written as they complete."""
+    h, w = pix.height, pix.width
     th, tw = min(tile, h), min(tile, w)
     ys, xs = plan_tiles(h, th, overlap), plan_tiles(w, tw, overlap)
-    wy = tile_window(th, overlap if len(ys) > 1 else 0).to(x.device)
-    wx = tile_window(tw, overlap if len(xs) > 1 else 0).to(x.device)
-    weight = (wy[:, None] * wx[None, :])[None, None]
+    wy = tile_window(th, overlap if len(ys) > 1 else 0).to(pix.device)
+    wx = tile_window(tw, overlap if len(xs) > 1 else 0).to(pix.device)
+    weight = wy[:, None] * wx[None, :]
     from .layers import GlobalStatistics
 
     stats = GlobalStatistics() if context and _has_global_statistics(model) else None
     coords = [(y, xx) for y in ys for xx in xs]
-    outs = []
-    with _progress_bar(len(coords) * x.shape[0], progress) as bar:
-        for img in x:
+    batches = list(_iter_batches(coords, tile_batch))
+    with _progress_bar(len(coords) * pix.count, progress) as bar:
+        for b in range(pix.count):
             use: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
             if stats is not None:
                 # context pass: the image at most as large as one batch of tiles
-                scale = min(1.0, math.sqrt(tile_batch * th * tw / (h * w)))
-                small = img[None]
-                if scale < 1.0:
-                    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-                    small = F.interpolate(small, size=size, mode="bilinear", antialias=True)
                 with stats.recording():
-                    _forward(model, small, prompt, dtype)
+                    _forward(model, _context_image(pix, b, tile_batch * th * tw), prompt, dtype)
                 use = stats.applied()
-            acc = torch.zeros(1, c, h, w, device=x.device)
-            norm = torch.zeros(1, 1, h, w, device=x.device)
+            band = _RowBand(3, w, pix.device)
             with use:
-                for batch in _iter_batches(coords, tile_batch):
-                    tiles = torch.stack([img[:, y : y + th, xx : xx + tw] for y, xx in batch])
+                for i, batch in enumerate(batches):
+                    tiles = torch.stack([pix.read(b, y, y + th, xx, xx + tw) for y, xx in batch])
                     res = _forward(model, tiles, prompt, dtype)
+                    del tiles
                     for (y, xx), r in zip(batch, res):
-                        acc[..., y : y + th, xx : xx + tw] += r * weight
-                        norm[..., y : y + th, xx : xx + tw] += weight
+                        band.add(y, xx, r, weight)
+                    upto = batches[i + 1][0][0] if i + 1 < len(batches) else h
+                    rows = band.flush(upto)
+                    if rows is not None:
+                        pix.write(b, band.lo - rows.shape[1], rows)
                     bar.update(len(batch))
-            outs.append(acc.div_(norm))
-            del norm
-    return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
 @torch.no_grad()
-def _enhance_tensor(
+def _enhance_pixels(
     model: nn.Module,
-    x: Tensor,
+    pix: _Pixels,
     prompt: str | None,
     tile: int | str | None,
     overlap: int,
-    device: torch.device,
     amp: bool | None,
     tile_batch: int,
     memory_budget: int | None,
     context: bool = True,
     progress: bool | None = None,
-) -> Tensor:
-    """(B, 3, H, W) float in [0, 1] → (B, 3, H, W) float32 in [0, 1] on ``device``."""
-    x = x.to(device=device, dtype=torch.float32)
-    h, w = x.shape[-2:]
+) -> None:
+    """Enhance every image of ``pix`` into its output buffer (whole or tiled)."""
+    device = pix.device
+    h, w = pix.height, pix.width
     half = _half_dtype(model, device, amp)
     dtype = half or torch.float32
     if half is not None:
         model = _half_copy(model, half)
     if tile is None or tile == "auto":
-        image_bytes = _IMAGE_BUFFER_FLOATS * 4 * x.shape[0] * h * w
-        budget = _activation_budget(device, memory_budget, image_bytes)
+        budget = _activation_budget(device, memory_budget, pix.output_bytes)
         cap = FORWARD_PIXELS if device.type == "cpu" else None
         tile, tile_batch = _auto_plan(model, h, w, budget, tile_batch, overlap, dtype, cap)
     elif tile == "whole":
         tile = None
     tile = cast("int | None", tile)  # "auto"/"whole" resolved above; the rest checked in enhance()
     if tile is None or (tile >= h and tile >= w):
-        out = _forward(model, x, prompt, dtype)
+        _run_whole(model, pix, prompt, tile_batch, dtype)
     else:
-        out = _run_tiled(
-            model, x, prompt, int(tile), overlap, tile_batch, dtype, context, progress
-        )
-    return out.clamp_(0, 1)
+        _run_tiled(model, pix, prompt, int(tile), overlap, tile_batch, dtype, context, progress)
 
 
 def _check_args(
@@ -634,8 +777,6 @@ def _check_values(t: Tensor, bad_values: str) -> Tensor:
 
     Returns ``t`` itself when it is fine, else (``"repair"``) a repaired copy.
     """
-    import warnings
-
     if t.numel() == 0:
         return t
     fixed: list[str] = []
@@ -679,30 +820,19 @@ def _enhance_array(arr: np.ndarray, run: Any, bad_values: str = "raise") -> np.n
         )
     if min(arr3.shape[:2]) < 1:
         raise ValueError(f"enhance: image must be at least 1x1, got shape {arr.shape}")
-    from .data.image_io import quantize, to_float
-
-    try:
-        f = to_float(arr3)
-    except TypeError as err:
-        raise TypeError(f"enhance: {err}") from None
-    integer = arr.dtype in (np.uint8, np.uint16)
-    if not integer:
-        f = _check_values(torch.from_numpy(f), bad_values).numpy()
-    c = f.shape[2]
-    rgb = np.repeat(f, 3, axis=2) if c == 1 else f[..., :3]
-    t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
-    del rgb
-    out = run(t)[0].permute(1, 2, 0).cpu().numpy()
-    del t
-    if c == 1:
-        out = out.mean(axis=2, keepdims=True)
-    elif c == 4:
-        out = np.concatenate([out, np.clip(f[..., 3:], 0.0, 1.0)], axis=2)
-    del f
-    out = out.reshape(arr.shape)
-    if integer:  # in place: no second image-sized buffer
-        return cast(np.ndarray, quantize(out, arr.dtype))
-    return out.astype(arr.dtype)
+    if arr.dtype not in (np.uint8, np.uint16):
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise TypeError(
+                f"enhance: expected a uint8, uint16 or float image array, got dtype {arr.dtype}"
+            )
+        if arr3.dtype not in (np.float16, np.float32, np.float64) or not arr3.dtype.isnative:
+            arr3 = arr3.astype(np.float32)
+        with warnings.catch_warnings():  # read-only (e.g. PIL's) arrays: only read here
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            checked = torch.from_numpy(np.ascontiguousarray(arr3))
+        arr3 = _check_values(checked, bad_values).numpy()
+    out: np.ndarray = run(_ArrayPixels, arr3)
+    return out.reshape(arr.shape)
 
 
 def _enhance_pil(im: Any, run: Any, bad_values: str = "raise") -> Any:
@@ -734,16 +864,12 @@ def _enhance_torch(t: Tensor, run: Any, bad_values: str = "raise") -> Tensor:
         )
     if min(t.shape) < 1:
         raise ValueError(f"enhance: every dimension must be >= 1, got {tuple(t.shape)}")
-    batch = t if t.ndim == 4 else t[None]
-    if t.dtype == torch.uint8:
-        from .data.image_io import quantize
-
-        out = cast(Tensor, quantize(run(batch.float() / 255.0), np.uint8))
-    elif torch.is_floating_point(t):
-        out = run(_check_values(batch, bad_values)).to(t.dtype)
-    else:
+    if not (t.dtype == torch.uint8 or torch.is_floating_point(t)):
         raise TypeError(f"enhance: expected a float or uint8 tensor, got dtype {t.dtype}")
-    out = out.to(t.device)
+    batch = t if t.ndim == 4 else t[None]
+    if t.dtype != torch.uint8:
+        batch = _check_values(batch, bad_values)
+    out: Tensor = run(_TensorPixels, batch)
     return out if t.ndim == 4 else out[0]
 
 
@@ -847,11 +973,12 @@ def enhance(
         if own_device is not None and own_device != dev:
             net.to(dev)  # the caller's module goes back in ``finally``; a cached one stays
 
-        def run(t: Tensor) -> Tensor:
-            return _enhance_tensor(
-                net, t, prompt, tile, overlap, dev, amp, tile_batch, memory_budget, context,
-                progress,
-            )  # fmt: skip
+        def run(kind: type[_Pixels], image: Any) -> Any:
+            pix = kind(image, dev)
+            _enhance_pixels(
+                net, pix, prompt, tile, overlap, amp, tile_batch, memory_budget, context, progress
+            )
+            return pix.out
 
         if isinstance(image, (str, os.PathLike)):
             from PIL import Image
