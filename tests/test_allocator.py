@@ -64,3 +64,27 @@ def test_console_script_is_console_entry_and_main_leaves_allocator_alone() -> No
     import textrestore.cli as cli
 
     assert "keep_freed_memory" not in cli.main.__code__.co_names
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_memory_kept_free_in_the_heap_is_not_counted_as_in_use() -> None:
+    """After keep_freed_memory() a freed 256 MB block stays resident; enhance()'s budget
+    counts only what is in use (resident minus glibc's free heap), as before the block."""
+    out = _run(
+        """
+        import numpy as np
+        from textrestore.allocator import free_heap_bytes, keep_freed_memory
+        from textrestore.inference import _resident_bytes
+
+        keep_freed_memory()
+        base = _resident_bytes()
+        block = np.ones(256 << 17)  # 256 MB of float64, written: resident
+        during = _resident_bytes()
+        del block
+        print(base, during, _resident_bytes(), free_heap_bytes())
+        """
+    )
+    base, during, after, free = (int(v) for v in out.split())
+    mb = 1 << 20
+    assert during - base > 250 * mb  # in use while alive
+    assert free > 250 * mb and abs(after - base) < 16 * mb  # kept, but not counted

@@ -23,7 +23,7 @@ import ctypes.util
 import functools
 import sys
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["keep_freed_memory", "free_heap_bytes"]
 
 # mallopt parameters (glibc's malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -44,6 +44,32 @@ def _glibc() -> ctypes.CDLL | None:
     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     libc.mallopt.restype = ctypes.c_int
     return libc
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost",
+    )]  # fmt: skip
+
+
+def free_heap_bytes() -> int:
+    """Bytes that glibc holds free in the heap for reuse (``mallinfo2().fordblks``).
+
+    With :func:`keep_freed_memory` a process's resident memory stays near its peak: these
+    bytes are resident but free, so the next allocations reuse them instead of growing
+    the process. 0 where there is no glibc 2.33+.
+
+    Example:
+        >>> free_heap_bytes() >= 0
+        True
+    """
+    libc = _glibc()
+    fn = getattr(libc, "mallinfo2", None) if libc is not None else None
+    if fn is None:
+        return 0
+    fn.restype = _Mallinfo2
+    return int(fn().fordblks)
 
 
 def keep_freed_memory() -> bool:

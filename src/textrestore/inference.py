@@ -250,13 +250,20 @@ _DEFAULT_CPU_ACTIVATIONS = 1536 * 1024**2
 
 
 def _resident_bytes() -> int:
-    """The process's current resident memory (Linux ``/proc/self/statm``; 0 elsewhere)."""
+    """The process's resident memory in use (Linux ``/proc/self/statm``; 0 elsewhere).
+
+    Memory glibc keeps free in its heap for reuse (the command line's allocator setting,
+    :func:`textrestore.allocator.keep_freed_memory`) is resident but not in use: the call's
+    buffers reuse it, so it is not counted.
+    """
+    from .allocator import free_heap_bytes
+
     try:
         with open("/proc/self/statm") as fh:
             pages = int(fh.read().split()[1])
     except (OSError, ValueError, IndexError):
         return 0
-    return pages * os.sysconf("SC_PAGE_SIZE")
+    return max(pages * os.sysconf("SC_PAGE_SIZE") - free_heap_bytes(), 0)
 
 
 def _available_bytes() -> int | None:
@@ -519,6 +526,10 @@ class _Pixels:
     height: int
     width: int
     device: torch.device
+    out: Any  #: the result, in the caller's kind
+
+    def __init__(self, image: Any, device: torch.device) -> None:
+        raise NotImplementedError
 
     def read(self, b: int, y0: int, y1: int, x0: int, x1: int) -> Tensor:
         """Image ``b``'s rows ``y0:y1``, columns ``x0:x1`` as (3, h, w) float32 on the device."""
