@@ -227,3 +227,51 @@ def test_bad_masks_and_constructor_arguments() -> None:
         IFA(8)(torch.randn(1, 8, 2, 2), levels=[torch.randn(1, 8, 2, 2)])
     with pytest.raises(ValueError, match="text is required"):
         RTFB(8, 6, num_heads=2)(torch.randn(1, 8, 2, 2))
+
+
+def _plain_layer_attention(cla: CrossLayerAttention, levels: list[torch.Tensor]) -> torch.Tensor:
+    """HAN's layer attention written out in float64: ``proj(F + scale · softmax(τ cos) F)``."""
+    f = torch.stack([lv.double() for lv in levels], dim=1)  # (B, N, C, H, W)
+    b, n = f.shape[:2]
+    flat = f.reshape(b, n, -1)
+    cos = torch.nn.functional.cosine_similarity(flat[:, :, None], flat[:, None, :], dim=-1)
+    attn = (cos * float(cla.temperature.detach())).softmax(-1)
+    fused = flat + float(cla.scale.detach()) * torch.einsum("bnm,bmk->bnk", attn, flat)
+    weight, bias = cla.proj.weight.double(), cla.proj.bias.double()
+    return torch.nn.functional.conv2d(fused.reshape(b, -1, *f.shape[-2:]), weight, bias)
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    scale=st.floats(-1.0, 2.0),
+    temperature=st.floats(0.5, 20.0),
+    levels=st.integers(2, 4),
+    layout=st.sampled_from(["channels_last", "contiguous", "stacked"]),
+)
+def test_folded_fusion_equals_the_plain_formula_with_its_gradients(
+    seed: int, scale: float, temperature: float, levels: int, layout: str
+) -> None:
+    """The fusion folds the affinity into the projection (no A·F is formed): same output
+    and same gradients as the two-step formula, for lists of channels_last or contiguous
+    levels and for a stacked (B, N, C, H, W) tensor."""
+    gen = torch.Generator().manual_seed(seed)
+    cla = CrossLayerAttention(3, levels, temperature=temperature)
+    with torch.no_grad():
+        cla.scale.fill_(scale)
+        cla.proj.weight.copy_(torch.randn(cla.proj.weight.shape, generator=gen))
+        cla.proj.bias.copy_(torch.randn(3, generator=gen))
+    raw = [torch.randn(2, 3, 5, 6, generator=gen) for _ in range(levels)]
+    if layout == "channels_last":
+        cla = cla.to(memory_format=torch.channels_last)
+        raw = [lv.contiguous(memory_format=torch.channels_last) for lv in raw]
+    xs = [lv.clone().requires_grad_() for lv in raw]
+    out = cla(torch.stack(xs, 1) if layout == "stacked" else xs)
+    ref_in = [lv.clone().requires_grad_() for lv in raw]
+    ref = _plain_layer_attention(cla, ref_in)
+    torch.testing.assert_close(out.double(), ref, atol=1e-4, rtol=1e-4)
+    probe = torch.randn(out.shape, generator=gen)
+    grads = torch.autograd.grad((out * probe).sum(), [*xs, cla.scale, cla.proj.weight])
+    ref_grads = torch.autograd.grad((ref * probe.double()).sum(), ref_in)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g.double(), r.double(), atol=1e-4, rtol=1e-4)
+    assert all(torch.isfinite(g).all() for g in grads)

@@ -139,6 +139,13 @@ def _expand_fixed(fixed: Tensor, like: Tensor) -> Tensor:
     return fixed.to(dtype=like.dtype, device=like.device).expand(like.shape[0], -1, -1)
 
 
+def _memory_order(t: Tensor) -> Tensor:
+    """``t`` (B, C, H, W) permuted to (B, H, W, C) when it is channels_last (a view)."""
+    if not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1)
+    return t
+
+
 def level_norms(f: Tensor) -> Tensor:
     """L2 norm of every flattened level of ``f`` (B, N, K), accumulated in float32: (B, N).
 
@@ -238,17 +245,7 @@ class CrossLayerAttention(nn.Module):
                 )
             stacked = levels
         else:
-            if not isinstance(levels, Sequence) or len(levels) == 0:
-                raise TypeError(
-                    "CrossLayerAttention: expected a non-empty list of (B, C, H, W) tensors"
-                )
-            for i, lv in enumerate(levels):
-                check_image_batch(lv, f"CrossLayerAttention level {i}", self.dim)
-            if any(lv.shape != levels[0].shape for lv in levels[1:]):
-                shapes = [tuple(lv.shape) for lv in levels]
-                raise ValueError(
-                    f"CrossLayerAttention: all levels must share one shape, got {shapes}"
-                )
+            self._stack_check(levels)
             stacked = torch.stack(list(levels), dim=1)
         if stacked.shape[1] != self.num_levels or stacked.shape[2] != self.dim:
             raise ValueError(
@@ -327,15 +324,72 @@ class CrossLayerAttention(nn.Module):
         weight = self.proj.weight.view(self.dim, self.num_levels, self.dim).to(cosine.dtype)
         return torch.einsum("onc,bnm->bomc", weight, mix)
 
+    def _concat(self, levels: Sequence[Tensor] | Tensor) -> Tensor:
+        """The levels side by side along channels, (B, N·C, H, W).
+
+        A list is concatenated (channels_last when its levels are, so the projection below
+        reads it in the layout of the rest of the network); a (B, N, C, H, W) tensor is
+        viewed as such.
+        """
+        if isinstance(levels, Tensor):
+            stacked = self._stack(levels)
+            b, n, c, h, w = stacked.shape
+            return stacked.reshape(b, n * c, h, w)
+        self._stack_check(levels)
+        return torch.cat(list(levels), dim=1)
+
+    def _stack_check(self, levels: Sequence[Tensor]) -> None:
+        if not isinstance(levels, Sequence) or len(levels) == 0:
+            raise TypeError("CrossLayerAttention: expected a non-empty list of (B, C, H, W) tensors")
+        for i, lv in enumerate(levels):
+            check_image_batch(lv, f"CrossLayerAttention level {i}", self.dim)
+        if any(lv.shape != levels[0].shape for lv in levels[1:]):
+            shapes = [tuple(lv.shape) for lv in levels]
+            raise ValueError(f"CrossLayerAttention: all levels must share one shape, got {shapes}")
+        if len(levels) != self.num_levels:
+            raise ValueError(
+                f"CrossLayerAttention: expected {self.num_levels} levels of {self.dim} channels, "
+                f"got {len(levels)} levels of {self.dim} channels"
+            )
+
+    def _flat_levels(self, levels: Sequence[Tensor] | Tensor, x: Tensor) -> Tensor:
+        """(B, N, K): every level flattened in one element order, for the cosine."""
+        b = x.shape[0]
+        if x.is_contiguous():  # each level is one contiguous block of x
+            return x.view(b, self.num_levels, -1)
+        # channels_last levels: flattened in memory order (a view), then stacked
+        return torch.stack([_memory_order(lv).reshape(b, -1) for lv in levels], dim=1)
+
     def forward(self, levels: Sequence[Tensor] | Tensor) -> Tensor:
-        stacked = self._stack(levels)
-        b, n, c, h, w = stacked.shape
+        """``proj(F + scale · A F)``, computed as ``(W (I + scale · A)) F``.
+
+        The layer attention is folded into per-sample projection weights
+        (:meth:`fold_projection`), so neither ``A F`` nor ``F + scale · A F`` (each the
+        size of all levels) is formed, forward or backward; the projection is one batched
+        matrix product in the levels' memory layout. The same result as the two-step form
+        (``tests/test_layers.py`` checks it against the plain formula).
+        """
+        x = self._concat(levels)
         if self.scale is None:
-            return self.proj(stacked.reshape(b, n * c, h, w))
-        f = stacked.reshape(b, n, c * h * w)
-        attn = self._affinity(f)
-        fused = f + self.scale.to(f.dtype) * torch.bmm(attn.to(f.dtype), f)
-        return self.proj(fused.view(b, n * c, h, w))
+            return self.proj(x)
+        b, nc, h, w = x.shape
+        fixed = fixed_statistic(self)
+        if fixed is None:
+            cosine = self.cosine(self._flat_levels(levels, x))
+        else:  # the whole image's affinity (tiles): no cosine needed, only its shape
+            cosine = x.new_zeros(b, self.num_levels, self.num_levels, dtype=_accumulate_dtype(x))
+        weight = self.fold_projection(cosine).to(x.dtype).reshape(b, self.dim, nc)
+        bias = self.proj.bias
+        if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+            out = torch.bmm(weight, x.reshape(b, nc, h * w))  # (B, C, H·W)
+            if bias is not None:
+                out = out + bias.to(out.dtype)[:, None]
+            return out.view(b, self.dim, h, w)
+        pixels = x.permute(0, 2, 3, 1).reshape(b, h * w, nc)  # channels_last: a view
+        out = torch.bmm(pixels, weight.transpose(1, 2))  # (B, H·W, C)
+        if bias is not None:
+            out = out + bias.to(out.dtype)
+        return out.view(b, h, w, self.dim).permute(0, 3, 1, 2)
 
     def extra_repr(self) -> str:
         return (

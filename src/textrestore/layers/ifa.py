@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from .._checks import check_image_batch
@@ -112,4 +111,4 @@ class IFA(nn.Module):
                 f"(num_levels={self.fusion.num_levels} includes x), got {len(levels)}"
             )
         last = y if residual is None else residual + y
-        return self.fusion(torch.stack([*levels, last], dim=1))
+        return self.fusion([*levels, last])
