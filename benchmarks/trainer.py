@@ -9,6 +9,9 @@ median seconds per step after ``--warmup`` steps (from the run's ``log.jsonl``),
 the fraction of step time spent waiting for data (new trainers log it), and the matmul
 roof R measured in the same subprocess just before training (seconds × R as the
 load-independent figure). Runs of the two trees alternate, ``--repeats`` times.
+``--keep-freed-memory`` applies the allocator setting that the ``textrestore`` command
+sets for its process (:mod:`textrestore.allocator`) to both trees: what users of
+``textrestore train`` get; without it, what ``Trainer`` gets in a plain Python process.
 
 Usage::
 
@@ -44,6 +47,9 @@ t = time.perf_counter(); reps = 10
 for _ in range(reps): a @ b
 r = 2 * 1024**3 * reps / (time.perf_counter() - t) / 1e9
 print("MATMUL_GFLOPS", r, flush=True)
+if KEEP:
+    from textrestore.allocator import keep_freed_memory
+    keep_freed_memory()
 from textrestore.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """
@@ -70,7 +76,8 @@ def run_once(src: Path, preset: str, args: argparse.Namespace) -> dict[str, Any]
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(args.threads)}
         proc = subprocess.run(
-            [sys.executable, "-c", _CHILD, "train", *overrides],
+            [sys.executable, "-c", _CHILD.replace("KEEP", str(args.keep_freed_memory)), "train",
+             *overrides],
             capture_output=True, text=True, env=env, cwd=tmp,
         )  # fmt: skip
         if proc.returncode != 0:
@@ -116,6 +123,11 @@ def main() -> None:
         "--amp", choices=["none", "bf16"], default="none",
         help="the trainer's autocast (bf16 pays on CPUs with native bfloat16)",
     )  # fmt: skip
+    p.add_argument(
+        "--keep-freed-memory", action="store_true",
+        help="apply the allocator setting of the `textrestore` command (textrestore.allocator) "
+        "in every run, old and new: what `textrestore train` does; without it, the Python API",
+    )  # fmt: skip
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     trees = {"new": NEW_SRC}
@@ -138,6 +150,7 @@ def main() -> None:
         "config": {
             "batch": args.batch,
             "crop": args.crop,
+            "keep_freed_memory": args.keep_freed_memory,
             "amp": args.amp,
             "data": "synthetic",
             "steps": args.steps,

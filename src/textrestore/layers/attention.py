@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from .._checks import check_image_batch
 from .statistics import fixed_statistic, record_statistic
@@ -137,6 +138,21 @@ class PixelAttention(nn.Module):
 def _expand_fixed(fixed: Tensor, like: Tensor) -> Tensor:
     """A fixed (1 or B, N, N) affinity in ``like``'s dtype and device, expanded to its batch."""
     return fixed.to(dtype=like.dtype, device=like.device).expand(like.shape[0], -1, -1)
+
+
+class _Gram(torch.autograd.Function):
+    """``G = f fᵀ`` for ``f`` (B, N, K), with the symmetric backward ``(dG + dGᵀ) f``."""
+
+    @staticmethod
+    def forward(ctx: Any, f: Tensor) -> Tensor:
+        ctx.save_for_backward(f)
+        return torch.bmm(f, f.transpose(1, 2))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (f,) = ctx.saved_tensors
+        return torch.bmm(grad + grad.transpose(1, 2), f)
 
 
 def _memory_order(t: Tensor) -> Tensor:
@@ -276,15 +292,19 @@ class CrossLayerAttention(nn.Module):
         """Cosine similarity (B, N, N) of flattened levels ``f`` (B, N, K).
 
         In half precision the levels are normalised before the product (their Gram matrix
-        would overflow float16); in float32/float64 the Gram matrix is formed first and
-        divided by the norms' outer product, the same value without an (B, N, K) copy of
-        ``f`` and its backward (11 % of a ``nalsuper_s`` training step).
+        would overflow float16); in float32/float64 the Gram matrix is formed first, the
+        norms are the square roots of its diagonal, and it is divided by their outer
+        product: no (B, N, K) copy of ``f``, and the backward is one product
+        ``(dG + dGᵀ) f`` (:class:`_Gram`) instead of the Gram's two and the norms' own
+        pass over ``f``.
         """
+        if f.dtype in (torch.float32, torch.float64):
+            gram = _Gram.apply(f) if f.requires_grad else torch.bmm(f, f.transpose(1, 2))
+            norms = gram.diagonal(dim1=1, dim2=2).clamp_min(1e-12).sqrt()
+            clamped = norms.clamp_min(1e-6)
+            return cosine_from_gram(gram / (clamped[:, :, None] * clamped[:, None, :]), norms)
         norms = level_norms(f)
         clamped = norms.clamp_min(1e-6)
-        if f.dtype in (torch.float32, torch.float64):
-            gram = torch.bmm(f, f.transpose(1, 2))
-            return cosine_from_gram(gram / (clamped[:, :, None] * clamped[:, None, :]), norms)
         unit = f / clamped.to(f.dtype)[..., None]
         return cosine_from_gram(torch.bmm(unit, unit.transpose(1, 2)), norms)
 
