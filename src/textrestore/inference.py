@@ -929,7 +929,8 @@ def enhance(
             this library's models when the CPU computes bfloat16 natively
             (:func:`native_bf16_cpu`: AVX512-BF16 or AMX, about 1.4x faster); ``False``:
             float32 everywhere; ``True``: bfloat16 on CPU too.
-        tile_batch: tiles per forward (at most; the automatic choice may run fewer).
+        tile_batch: tiles per forward (at most; the automatic choice may run fewer); for
+            a (B, 3, H, W) batch run whole, images per forward.
         memory_budget: bytes for the automatic choice. On CPU the bound on the process's
             resident memory during the call: what the process already holds (torch, the
             model) and the image-sized buffers count against it. Default on CPU: 1.5 GiB
