@@ -308,13 +308,6 @@ class CrossLayerAttention(nn.Module):
         unit = f / clamped.to(f.dtype)[..., None]
         return cosine_from_gram(torch.bmm(unit, unit.transpose(1, 2)), norms)
 
-    def _affinity(self, f: Tensor) -> Tensor:
-        """The (B, N, N) affinity of flattened levels ``f`` (B, N, C·H·W)."""
-        fixed = fixed_statistic(self)
-        if fixed is not None:  # no Gram matrix needed
-            return _expand_fixed(fixed, f)
-        return self.affinity_from_cosine(self.cosine(f)).to(f.dtype)
-
     def affinity(self, levels: Sequence[Tensor] | Tensor) -> Tensor:
         """The level affinity ``softmax(τ·cos)`` of ``levels`` themselves, shape (B, N, N).
 
