@@ -438,6 +438,11 @@ def test_tensor_batches_stream_per_image():
     u8 = (x * 255).round().to(torch.uint8)
     out8 = enhance(u8, model=model, tile=32, overlap=8, device="cpu", amp=False)
     assert out8.dtype == torch.uint8 and out8.shape == u8.shape
+    # whole images: tile_batch images per forward, each the same as alone
+    whole = enhance(x, model=model, tile="whole", tile_batch=2, device="cpu", amp=False)
+    for i in range(3):
+        one = enhance(x[i], model=model, tile="whole", device="cpu", amp=False)
+        torch.testing.assert_close(whole[i], one, atol=1e-6, rtol=0)
 
 
 def test_context_image_is_read_in_strips_and_matches_a_direct_resize():
