@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import copy
 import functools
@@ -513,7 +514,7 @@ def _progress_bar(total: int, progress: bool | None) -> Any:
 
 
 # -- where the pixels come from and go to ------------------------------------------------
-class _Pixels:
+class _Pixels(abc.ABC):
     """The images of one call, read as float32 tiles and written back as finished rows.
 
     The caller's buffer stays in its own dtype (8-bit photos: 3 bytes per pixel) and the
@@ -528,20 +529,23 @@ class _Pixels:
     device: torch.device
     out: Any  #: the result, in the caller's kind
 
-    def __init__(self, image: Any, device: torch.device) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __init__(self, image: Any, device: torch.device) -> None: ...
 
+    @abc.abstractmethod
     def read(self, b: int, y0: int, y1: int, x0: int, x1: int) -> Tensor:
         """Image ``b``'s rows ``y0:y1``, columns ``x0:x1`` as (3, h, w) float32 on the device."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def write(self, b: int, y0: int, rows: Tensor) -> None:
         """Store image ``b``'s finished output rows ``y0:y0 + k`` given as (3, k, W) floats."""
-        raise NotImplementedError
 
     @property
     def output_bytes(self) -> int:
-        raise NotImplementedError
+        """Bytes of the output buffer this call allocated."""
+        if isinstance(self.out, np.ndarray):
+            return int(self.out.nbytes)
+        return int(self.out.numel() * self.out.element_size())
 
 
 class _ArrayPixels(_Pixels):
@@ -574,10 +578,6 @@ class _ArrayPixels(_Pixels):
         dst = self.out[y0 : y0 + k]
         dst[...] = quantize(out, self.arr.dtype) if self.integer else out
 
-    @property
-    def output_bytes(self) -> int:
-        return int(self.out.nbytes)
-
 
 class _TensorPixels(_Pixels):
     """A (B, 3, H, W) float or uint8 tensor on any device."""
@@ -598,10 +598,6 @@ class _TensorPixels(_Pixels):
         if self.t.dtype == torch.uint8:
             rows = cast(Tensor, quantize(rows, np.uint8))
         self.out[b, :, y0 : y0 + rows.shape[1]] = rows.to(self.out.device, self.out.dtype)
-
-    @property
-    def output_bytes(self) -> int:
-        return self.out.numel() * self.out.element_size()
 
 
 class _RowBand:
