@@ -4,7 +4,7 @@ Each (source tree, preset) runs ``textrestore train`` in a fresh subprocess with
 source tree first on ``PYTHONPATH`` (e.g. an old commit checked out with
 ``git worktree add /tmp/old <commit>``), on the same config: batch 8, 128² crops, fp32,
 ``synthetic`` data (scikit-image photos degraded on the fly: the data pipeline is part of
-the step), no validation or checkpoints inside the timed steps. Reported per run: the
+the step; ``--data photos``: the shipped recipe's corpus and per-sample prompts), no validation or checkpoints inside the timed steps. Reported per run: the
 median seconds per step after ``--warmup`` steps (from the run's ``log.jsonl``), steps/s,
 the fraction of step time spent waiting for data (new trainers log it), and the matmul
 roof R measured in the same subprocess just before training (seconds × R as the
@@ -68,7 +68,7 @@ def _commit(src: Path) -> str | None:
 def run_once(src: Path, preset: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         overrides = [
-            f"model={preset}", "data.kind=synthetic", f"data.crop={args.crop}",
+            f"model={preset}", f"data.kind={args.data}", f"data.crop={args.crop}",
             f"data.batch_size={args.batch}", "data.size=256", "data.length=512",
             "data.val_length=1", f"steps={args.steps}", "val_every=0",
             f"ckpt_every={args.steps}", f"amp={args.amp}", "num_workers=0", "log_every=0",
@@ -117,6 +117,11 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument(
+        "--data", choices=("synthetic", "photos"), default="synthetic",
+        help="synthetic: one prompt; photos: the shipped recipe's corpus with per-sample "
+        "prompts from the control vocabulary (longer texts)",
+    )  # fmt: skip
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument(
@@ -152,7 +157,7 @@ def main() -> None:
             "crop": args.crop,
             "keep_freed_memory": args.keep_freed_memory,
             "amp": args.amp,
-            "data": "synthetic",
+            "data": args.data,
             "steps": args.steps,
             "warmup": args.warmup,
         },  # fmt: skip

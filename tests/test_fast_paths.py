@@ -227,7 +227,7 @@ def test_a_users_replacement_and_subclass_work_without_autograd() -> None:
         assert model._level_buffer_ok(model.stem(image))  # the level buffer still runs
 
 
-@pytest.mark.parametrize("tokens", [3, 12])  # folded (h·L ≤ C + L) and the SDPA form
+@pytest.mark.parametrize("tokens", [3, 20])  # folded (L < 16 on the CPU) and the SDPA form
 @pytest.mark.parametrize("grad", [False, True])
 def test_tcm_fused_forms_equal_reference_with_padding(tokens: int, grad: bool) -> None:
     """Both fused forms, trailing padding trimmed, against the plain formula; gradients too."""
@@ -285,6 +285,8 @@ def test_half_precision_fast_path_close_to_reference(
 def test_tcm_folds_short_texts_except_under_cuda_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
     tcm = TCM(16, 12, num_heads=4)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert tcm._folds(3, cpu) and tcm._folds(3, cuda) and not tcm._folds(12, cpu)
+    assert tcm._folds(3, cpu) and tcm._folds(3, cuda) and not tcm._folds(20, cpu)
+    # h·L > C + L: SDPA on CUDA; on the CPU only from 16 tokens (its SDPA key blocks)
+    assert tcm._folds(12, cpu) and not tcm._folds(12, cuda) and not tcm._folds(16, cpu)
     monkeypatch.setattr(torch, "is_autocast_enabled", lambda device_type=None: True)
     assert tcm._folds(3, cpu) and not tcm._folds(3, cuda)

@@ -254,14 +254,23 @@ class TCM(nn.Module):
         return torch.baddbmm(out_bias, attn.transpose(1, 2), vo)
 
     def _folds(self, n_tokens: int, device: torch.device | None = None) -> bool:
-        """Whether the folded form is cheaper: 2·C·h·L ≤ 2·C² + 2·L·C per pixel.
+        """Whether the folded form is cheaper: 2·C·h·L ≤ 2·C² + 2·L·C per pixel, or, on
+        the CPU, a text shorter than 16 tokens.
 
+        The CPU SDPA kernel works on blocks of 16 keys: a shorter text leaves most of each
+        block idle, so it runs 1.3–3× slower than the folded form at C = 16–96 and
+        L = 5–12, in training and in inference, even where the folded form costs more
+        multiply-adds (``python benchmarks/tcm_forms.py``;
+        ``benchmarks/results/tcm_forms_{before,after}.json``).
         Not under CUDA autocast: there the fused half-precision SDPA kernel trains faster
         (H200, ``nalsuper_s``, batch 8, 128², bf16: 22.5 steps/s unfolded, 19.3 folded;
         float32: 15.2 unfolded, 18.9 folded).
         """
-        if device is not None and device.type == "cuda" and torch.is_autocast_enabled("cuda"):
+        on_cuda = device is not None and device.type == "cuda"
+        if on_cuda and torch.is_autocast_enabled("cuda"):
             return False
+        if not on_cuda and n_tokens < 16:
+            return True
         return self.num_heads * n_tokens <= self.dim + n_tokens
 
     def _update_fn(self, tokens: Tensor, mask: Tensor | None) -> Callable[[Tensor], Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -84,13 +85,27 @@ def _torch_load(path: Path) -> Any:
     raise WeightsFileError(f"{path}: not a readable PyTorch weights file ({reason}); {_FILE_KINDS}")
 
 
-def _load_state(model: nn.Module, state: Any, path: Path, strict: bool = True) -> nn.Module:
-    """``model.load_state_dict`` with a one-line error when the weights do not fit."""
+def _load_state(
+    model: nn.Module, state: Any, path: Path, strict: bool = True, new_modules: Sequence[str] = ()
+) -> nn.Module:
+    """``model.load_state_dict`` with a one-line error when the weights do not fit.
+
+    ``new_modules``: submodule names the weights may lack (they keep their initialisation);
+    any other missing or unexpected name is an error.
+    """
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise WeightsFileError(
             f"{path}: expected a state dict (names -> tensors), got {type(state).__name__}"
         )
     state = {k.removeprefix("module."): v for k, v in state.items()}
+    if new_modules:
+        prefixes = tuple(f"{m}." for m in new_modules)
+        fresh = {k: v for k, v in model.state_dict().items() if k.startswith(prefixes)}
+        if not fresh:
+            raise WeightsFileError(
+                f"{path}: new_modules {list(new_modules)} name no submodule of the model"
+            )
+        state = {**fresh, **state}
     try:
         model.load_state_dict(state, strict=strict)
     except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as err:
@@ -122,16 +137,21 @@ def pretrained_path(name: str) -> Path:
     return path
 
 
-def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
+def load_weights(
+    model: nn.Module, path: str | Path, strict: bool = True, new_modules: Sequence[str] = ()
+) -> nn.Module:
     """Load a ``.safetensors`` file (or a ``torch.save``d state dict, read with
-    ``weights_only=True``) into ``model``; a leading ``module.`` (DDP) is stripped."""
+    ``weights_only=True``) into ``model``; a leading ``module.`` (DDP) is stripped.
+
+    ``new_modules``: names of submodules the file may lack (fine-tuning a model that grew
+    a new part, e.g. ``["gain"]``); those keep their initialisation."""
     path = Path(path)
     if path.suffix == ".safetensors":
         state: Any = _read_safetensors(path)
     else:
         loaded = _torch_load(path)
         state = loaded.get("model", loaded) if isinstance(loaded, dict) else loaded
-    return _load_state(model, state, path, strict)
+    return _load_state(model, state, path, strict, new_modules)
 
 
 def load_pretrained(model: nn.Module, name: str) -> nn.Module:
