@@ -118,3 +118,41 @@ def test_train_config_checks_init_new_modules() -> None:
     with pytest.raises(ValueError, match="init_new_modules: expected a list"):
         TrainConfig(init_weights="w.safetensors", init_new_modules="gain")  # type: ignore[arg-type]
     assert TrainConfig(init_weights="w.safetensors", init_new_modules=["gain"]).init_new_modules
+
+
+def test_a_file_from_before_the_gain_head_loads_into_a_preset_that_has_one(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A safetensors file whose recorded config predates ``gain_head`` is built without it,
+    even when its preset now sets it; a file recording ``gain_head`` gets what it records."""
+    import json
+
+    from safetensors.torch import save_model
+
+    from textrestore.models import model_from_checkpoint, registry
+
+    small_args = dict(
+        widths=(8, 16, 16), enc_depths=(1, 1), mid_depth=1, dec_depths=(1, 1),
+        num_heads=2, text_dim=4,
+    )  # fmt: skip
+
+    def preset(pretrained: bool = False, **overrides: object) -> MultiScaleNaLSuper:
+        return MultiScaleNaLSuper(**{**small_args, "gain_head": True, **overrides})
+
+    monkeypatch.setitem(registry._MODELS, "ms_gain_preset_test", preset)
+    torch.manual_seed(0)
+    old = small()
+    old_config = {k: v for k, v in old.config.items() if k != "gain_head"}
+    path = tmp_path / "old.safetensors"
+    meta = {"preset": "ms_gain_preset_test", "config": json.dumps(old_config)}
+    save_model(old, str(path), metadata=meta)
+    loaded = model_from_checkpoint(path).eval()
+    assert loaded.gain is None
+    x, text = torch.rand(1, 3, 16, 16), torch.randn(1, 2, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, text), old(x, text))
+    new = small(gain_head=True)
+    path_new = tmp_path / "new.safetensors"
+    meta_new = {"preset": "ms_gain_preset_test", "config": json.dumps(new.config)}
+    save_model(new, str(path_new), metadata=meta_new)
+    assert model_from_checkpoint(path_new).gain is not None

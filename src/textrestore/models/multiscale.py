@@ -139,6 +139,10 @@ class MultiScaleNaLSuper(TextGuidedModel):
         torch.Size([1, 3, 13, 17])
     """
 
+    #: Constructor arguments added after files were first written, with the value that
+    #: reproduces a model from before each: a safetensors file whose recorded ``config``
+    #: lacks one is built with it (see :func:`~textrestore.models.model_from_checkpoint`).
+    legacy_defaults: dict[str, Any] = {"gain_head": False}
     #: Bound of the predicted log gain (e^8 ≈ 2981: beyond 7 stops times a 5 % shadow).
     max_log_gain: float = 8.0
 

@@ -190,6 +190,23 @@ def _safetensors_config(path: Path) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
+def _arguments_added_since(name: str, recorded: dict[str, Any]) -> dict[str, Any]:
+    """Values, for a file written before them, of constructor arguments added since.
+
+    A model class lists them in ``legacy_defaults`` (argument → the value that reproduces
+    the model from before it existed, e.g. ``{"gain_head": False}``), since a preset may set
+    the new argument otherwise; those absent from the file's recorded ``config`` are returned.
+    """
+    import torch
+
+    from .registry import create_model
+
+    with torch.device("meta"):
+        cls = type(create_model(name))
+    legacy: dict[str, Any] = getattr(cls, "legacy_defaults", {})
+    return {k: v for k, v in legacy.items() if k not in recorded}
+
+
 def model_from_checkpoint(
     path: str | Path,
     preset: str | None = None,
@@ -230,6 +247,8 @@ def model_from_checkpoint(
         if name is None:
             raise ValueError(f"{path}: the file names no preset; pass preset=")
         args = _safetensors_config(path) if name == file_preset else {}
+        if args:
+            args = {**_arguments_added_since(name, args), **args}
         return _load_state(create_model(name, **args), _read_safetensors(path), path)
     loaded: Any = _torch_load(path)
     config = loaded.get("config") if isinstance(loaded, dict) else None
