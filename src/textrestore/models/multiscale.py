@@ -18,14 +18,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_image_batch
-from ..data.degradation import linear_to_srgb, srgb_to_linear
 from ..layers import RTFB
 from ..text import PromptBank
 from .base import TextGuidedModel, TextInput
 from .nalsuper import _build, move_fusion_keys
 from .registry import register_model
 
-__all__ = ["RTFBStage", "MultiScaleNaLSuper", "apply_gain", "nalsuper_ms"]
+__all__ = ["RTFBStage", "MultiScaleNaLSuper", "nalsuper_ms"]
 
 
 class RTFBStage(nn.Module):
@@ -116,16 +115,6 @@ class MultiScaleNaLSuper(TextGuidedModel):
         default_prompt: prompt used when ``text`` is None.
         channels_last: run in channels_last memory format.
         text_encoder: name of the text encoder the preset was designed for.
-        gain_head: also predict a smooth per-channel gain map from the coarsest scale
-            and apply it to the input in linear light (the inverse of the sRGB tone
-            curve of :func:`~textrestore.data.degradation.srgb_to_linear`): exposure,
-            uneven illumination and the light's colour become one multiplicative map,
-            and the rest of the network adds a residual (noise, detail) to the result.
-            Zero-initialised, so the map starts as the identity. Needs ``in_chans=3``.
-
-    With ``gain_head``: ``out = srgb(linear(image) · exp(G)) + residual``, ``G`` the
-    coarsest stage's 1×1 projection upsampled bilinearly (computed in float32, clamped to
-    ±``max_log_gain``).
 
     Shape:
         - image: (B, in_chans, H, W), any H, W >= 1; text: as for :class:`NaLSuper`
@@ -138,13 +127,6 @@ class MultiScaleNaLSuper(TextGuidedModel):
         >>> m(torch.rand(1, 3, 13, 17), torch.randn(3, 4)).shape
         torch.Size([1, 3, 13, 17])
     """
-
-    #: Constructor arguments added after files were first written, with the value that
-    #: reproduces a model from before each: a safetensors file whose recorded ``config``
-    #: lacks one is built with it (see :func:`~textrestore.models.model_from_checkpoint`).
-    legacy_defaults: dict[str, Any] = {"gain_head": False}
-    #: Bound of the predicted log gain (e^8 ≈ 2981: beyond 7 stops times a 5 % shadow).
-    max_log_gain: float = 8.0
 
     def __init__(
         self,
@@ -162,7 +144,6 @@ class MultiScaleNaLSuper(TextGuidedModel):
         default_prompt: str = "normal light image",
         channels_last: bool = True,
         text_encoder: str | None = None,
-        gain_head: bool = False,
     ) -> None:
         super().__init__()
         widths, enc_depths, dec_depths = list(widths), list(enc_depths), list(dec_depths)
@@ -181,10 +162,6 @@ class MultiScaleNaLSuper(TextGuidedModel):
                 f"MultiScaleNaLSuper: every width must be divisible by num_heads={num_heads}, "
                 f"got {widths}"
             )
-        if gain_head and in_chans != 3:
-            raise ValueError(
-                f"MultiScaleNaLSuper: gain_head works on RGB images (in_chans=3), got {in_chans}"
-            )
         self.in_chans, self.text_dim, self.channels_last = in_chans, text_dim, channels_last
         self.widths = widths
         self.use_tcm = True
@@ -195,7 +172,6 @@ class MultiScaleNaLSuper(TextGuidedModel):
             "text_dim": text_dim, "reduction": reduction, "init_values": init_values,
             "layer_attention": layer_attention, "default_prompt": default_prompt,
             "channels_last": channels_last, "text_encoder": text_encoder,
-            "gain_head": gain_head,
         }  # fmt: skip
         common: dict[str, Any] = dict(
             num_heads=num_heads, reduction=reduction, init_values=init_values,
@@ -218,11 +194,6 @@ class MultiScaleNaLSuper(TextGuidedModel):
             for i, d in zip(reversed(range(len(widths) - 1)), dec_depths)
         )
         self.tail = nn.Conv2d(widths[0], in_chans, 3, padding=1)
-        self.gain: nn.Conv2d | None = None
-        if gain_head:
-            self.gain = nn.Conv2d(widths[-1], in_chans, 1)
-            nn.init.zeros_(self.gain.weight)
-            nn.init.zeros_(self.gain.bias)
         self.prompt_bank = PromptBank(text_dim, default_prompt=default_prompt)
 
     @property
@@ -248,38 +219,12 @@ class MultiScaleNaLSuper(TextGuidedModel):
             skips.append(x)
             x = down(x)
         x = self.middle(x, tokens, mask)
-        log_gain = self.gain(x) if self.gain is not None else None
         for up, stage, skip in zip(self.ups, self.decoders, reversed(skips)):
             x = stage(up(x) + skip, tokens, mask)
         out = self.tail(x)
         if ph or pw:
             out = out[:, :, :h, :w]
-        if log_gain is None:
-            return (image + out).contiguous()
-        return (apply_gain(image, log_gain, self.max_log_gain) + out).contiguous()
-
-
-def apply_gain(image: Tensor, log_gain: Tensor, max_log_gain: float = 8.0) -> Tensor:
-    """Multiply ``image`` by ``exp(log_gain)`` in linear light and return it in sRGB.
-
-    ``log_gain`` (B, C, h, w) is upsampled bilinearly to the image's (H, W) (a coarse,
-    smooth map), clamped to ±``max_log_gain``; the tone curves run in float32 and the
-    result has the image's dtype. A zero map returns the image (to 1e-5).
-
-    Example:
-        >>> import torch
-        >>> x = torch.rand(1, 3, 8, 8)
-        >>> torch.allclose(apply_gain(x, torch.zeros(1, 3, 1, 1)), x, atol=1e-5)
-        True
-    """
-    gain = F.interpolate(
-        log_gain.float().clamp(-max_log_gain, max_log_gain),
-        size=image.shape[-2:],
-        mode="bilinear",
-        align_corners=False,
-    ).exp()
-    lin = srgb_to_linear(image.float().clamp(1e-6, 1.0 - 1e-6))
-    return linear_to_srgb(lin * gain).to(image.dtype)
+        return (image + out).contiguous()
 
 
 @register_model

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -85,27 +84,13 @@ def _torch_load(path: Path) -> Any:
     raise WeightsFileError(f"{path}: not a readable PyTorch weights file ({reason}); {_FILE_KINDS}")
 
 
-def _load_state(
-    model: nn.Module, state: Any, path: Path, strict: bool = True, new_modules: Sequence[str] = ()
-) -> nn.Module:
-    """``model.load_state_dict`` with a one-line error when the weights do not fit.
-
-    ``new_modules``: submodule names the weights may lack (they keep their initialisation);
-    any other missing or unexpected name is an error.
-    """
+def _load_state(model: nn.Module, state: Any, path: Path, strict: bool = True) -> nn.Module:
+    """``model.load_state_dict`` with a one-line error when the weights do not fit."""
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise WeightsFileError(
             f"{path}: expected a state dict (names -> tensors), got {type(state).__name__}"
         )
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    if new_modules:
-        prefixes = tuple(f"{m}." for m in new_modules)
-        fresh = {k: v for k, v in model.state_dict().items() if k.startswith(prefixes)}
-        if not fresh:
-            raise WeightsFileError(
-                f"{path}: new_modules {list(new_modules)} name no submodule of the model"
-            )
-        state = {**fresh, **state}
     try:
         model.load_state_dict(state, strict=strict)
     except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as err:
@@ -137,21 +122,16 @@ def pretrained_path(name: str) -> Path:
     return path
 
 
-def load_weights(
-    model: nn.Module, path: str | Path, strict: bool = True, new_modules: Sequence[str] = ()
-) -> nn.Module:
+def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
     """Load a ``.safetensors`` file (or a ``torch.save``d state dict, read with
-    ``weights_only=True``) into ``model``; a leading ``module.`` (DDP) is stripped.
-
-    ``new_modules``: names of submodules the file may lack (fine-tuning a model that grew
-    a new part, e.g. ``["gain"]``); those keep their initialisation."""
+    ``weights_only=True``) into ``model``; a leading ``module.`` (DDP) is stripped."""
     path = Path(path)
     if path.suffix == ".safetensors":
         state: Any = _read_safetensors(path)
     else:
         loaded = _torch_load(path)
         state = loaded.get("model", loaded) if isinstance(loaded, dict) else loaded
-    return _load_state(model, state, path, strict, new_modules)
+    return _load_state(model, state, path, strict)
 
 
 def load_pretrained(model: nn.Module, name: str) -> nn.Module:
@@ -188,23 +168,6 @@ def _safetensors_config(path: Path) -> dict[str, Any]:
     except ValueError:
         raise WeightsFileError(f"{path}: its 'config' metadata is not JSON") from None
     return config if isinstance(config, dict) else {}
-
-
-def _arguments_added_since(name: str, recorded: dict[str, Any]) -> dict[str, Any]:
-    """Values, for a file written before them, of constructor arguments added since.
-
-    A model class lists them in ``legacy_defaults`` (argument → the value that reproduces
-    the model from before it existed, e.g. ``{"gain_head": False}``), since a preset may set
-    the new argument otherwise; those absent from the file's recorded ``config`` are returned.
-    """
-    import torch
-
-    from .registry import create_model
-
-    with torch.device("meta"):
-        cls = type(create_model(name))
-    legacy: dict[str, Any] = getattr(cls, "legacy_defaults", {})
-    return {k: v for k, v in legacy.items() if k not in recorded}
 
 
 def model_from_checkpoint(
@@ -247,8 +210,6 @@ def model_from_checkpoint(
         if name is None:
             raise ValueError(f"{path}: the file names no preset; pass preset=")
         args = _safetensors_config(path) if name == file_preset else {}
-        if args:
-            args = {**_arguments_added_since(name, args), **args}
         return _load_state(create_model(name, **args), _read_safetensors(path), path)
     loaded: Any = _torch_load(path)
     config = loaded.get("config") if isinstance(loaded, dict) else None

@@ -84,8 +84,6 @@ class TrainConfig:
         model: model preset name (``textrestore.create_model``).
         model_args: keyword overrides of the preset (``{"dim": 8, "depth": 2}``).
         init_weights: weights file loaded into the model before training (fine-tuning).
-        init_new_modules: submodules of the model that ``init_weights`` lacks (a part added
-            to a trained model, e.g. ``["gain"]``); they keep their initialisation.
         text_encoder: text encoder name (``"minilm"``, ``"learned:8"``, ``"openclip:ViT-B-32"``);
             None: the preset's own encoder; ``"none"``: attach none (the model's prompt
             bank must already hold the prompts).
@@ -122,7 +120,6 @@ class TrainConfig:
     model: str = "nalsuper_s"
     model_args: dict[str, Any] = field(default_factory=dict)
     init_weights: str | None = None
-    init_new_modules: list[str] = field(default_factory=list)
     text_encoder: str | None = None
     loss: Any = "nalsuper"
     data: DataConfig = field(default_factory=DataConfig)
@@ -167,15 +164,6 @@ class TrainConfig:
 
         need(isinstance(self.model, str) and bool(self.model), "model", "a preset name", self.model)
         need(isinstance(self.model_args, dict), "model_args", "a mapping", self.model_args)
-        need(
-            isinstance(self.init_new_modules, list)
-            and all(isinstance(m, str) and m for m in self.init_new_modules),
-            "init_new_modules", "a list of submodule names", self.init_new_modules,
-        )  # fmt: skip
-        need(
-            not self.init_new_modules or bool(self.init_weights),
-            "init_new_modules", "init_weights to be set as well", self.init_new_modules,
-        )  # fmt: skip
         need(self.steps >= 1, "steps", "an int >= 1", self.steps)
         need(self.lr > 0, "lr", "a float > 0", self.lr)
         need(self.min_lr >= 0, "min_lr", "a float >= 0", self.min_lr)

@@ -233,7 +233,7 @@ class Trainer:
                 f"{self.cfg.model!r}: {err}"
             ) from err
         if self.cfg.init_weights:
-            load_weights(model, self.cfg.init_weights, new_modules=self.cfg.init_new_modules)
+            load_weights(model, self.cfg.init_weights)
         return model
 
     def _attach_text_encoder(self, model: nn.Module) -> None:
