@@ -88,3 +88,83 @@ def test_memory_kept_free_in_the_heap_is_not_counted_as_in_use() -> None:
     mb = 1 << 20
     assert during - base > 250 * mb  # in use while alive
     assert free > 250 * mb and abs(after - base) < 16 * mb  # kept, but not counted
+
+
+_CYCLE = """
+import ctypes
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+        "uordblks", "fordblks", "keepcost")]
+
+libc.mallinfo2.restype = MallInfo2
+
+def mmapped(size=64 << 20) -> int:
+    # mmap-served chunks added by a live block of ``size``
+    before = libc.mallinfo2().hblks
+    p = libc.malloc(size)
+    during = libc.mallinfo2().hblks
+    libc.free(p)
+    return during - before
+
+def free_heap_mb() -> int:
+    return libc.mallinfo2().fordblks >> 20
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_freed_memory_is_kept_only_within_the_scope_and_returned_after() -> None:
+    """Inside (nested too) a 64 MB block comes from the heap; after the last scope it is
+    mmapped again and the freed heap is trimmed; a process-wide setting is left as it is."""
+    out = _run(
+        _CYCLE
+        + """
+from textrestore.allocator import freed_memory_kept, keep_freed_memory
+rows = [mmapped()]
+with freed_memory_kept() as kept:
+    with freed_memory_kept():
+        p = libc.malloc(200 << 20)
+        ctypes.memset(p, 1, 200 << 20)
+        libc.free(p)
+    rows += [kept, mmapped(), free_heap_mb()]  # inner exit: still kept
+rows += [mmapped(), free_heap_mb()]
+with freed_memory_kept(enabled=False) as kept_off:
+    rows += [kept_off, mmapped()]
+keep_freed_memory()
+with freed_memory_kept():
+    pass
+rows.append(mmapped())  # the process-wide setting survives a scope
+print(*rows)
+"""
+    )
+    before, kept, inside, heap_inside, after, heap_after, off, off_new, kept_new = out.split()
+    assert int(before) >= 1 and kept == "True"
+    assert int(inside) == 0 and int(heap_inside) >= 150, out
+    assert int(after) >= 1 and int(heap_after) < 50, out
+    assert off == "False" and int(off_new) >= 1
+    assert int(kept_new) == 0, out
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_enhance_leaves_the_allocator_as_it_found_it() -> None:
+    out = _run(
+        _CYCLE
+        + """
+import torch
+from textrestore import create_model, enhance
+from textrestore.text import TextEmbedding
+m = create_model("nalsuper_t", text_dim=8)
+m.prompt_bank.add("normal light image", TextEmbedding.from_tensor(torch.randn(1, 2, 8)))
+rows = [mmapped()]
+enhance(torch.rand(3, 256, 256), model=m, device="cpu")
+rows.append(mmapped())
+print(*rows)
+"""
+    )
+    before, after = out.split()
+    assert int(before) >= 1 and int(after) >= 1, out

@@ -9,26 +9,44 @@ forward on a 2-core CPU (``benchmarks/results/compare_forward_after_glibc.json``
 
 :func:`keep_freed_memory` makes glibc keep such memory for reuse: it is the runtime form
 of ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=<large>``. It
-changes the whole process's allocator, so a library never calls it on its own: the
-``textrestore`` command line does (its process only runs the model), and you may in
+changes the whole process's allocator for good, so a library never calls it on its own:
+the ``textrestore`` command line does (its process only runs the model), and you may in
 scripts that do the same. The cost: the process's RSS stays near its peak after a
 forward instead of falling back, and the peak may grow by a few percent (heap
 fragmentation).
+
+:func:`freed_memory_kept` is the scoped form that :func:`textrestore.enhance` uses on the
+CPU: the same settings for the duration of a call only, then glibc's steady-state
+thresholds back and the free heap returned to the system (``malloc_trim``), so the
+call runs without the page faults and the process's memory falls back afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import sys
+import threading
+from collections.abc import Iterator
 
-__all__ = ["keep_freed_memory", "free_heap_bytes"]
+__all__ = ["keep_freed_memory", "freed_memory_kept", "free_heap_bytes"]
 
 # mallopt parameters (glibc's malloc.h)
 _M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 _INT_MAX = 2**31 - 1
+# What a scope restores: glibc's steady state once large blocks have been freed (its
+# dynamic threshold rises to at most 32 MiB, the trim threshold to twice that) and its
+# default count of mmapped blocks.
+_STEADY = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 64 << 20))
+
+_lock = threading.Lock()
+_kept_for_good = False  # keep_freed_memory() was called: scopes change nothing
+_scopes = 0  # freed_memory_kept() blocks open in any thread
+_scope_applied = False  # the first open scope changed the settings
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,9 +101,63 @@ def keep_freed_memory() -> bool:
         >>> keep_freed_memory() in (True, False)
         True
     """
+    global _kept_for_good
+    with _lock:
+        kept = _keep()
+        _kept_for_good = _kept_for_good or kept
+        return kept
+
+
+def _keep() -> bool:
     libc = _glibc()
     if libc is None:
         return False
     if libc.mallopt(_M_MMAP_MAX, 0) != 1:
         return False
     return bool(libc.mallopt(_M_TRIM_THRESHOLD, _INT_MAX) == 1)
+
+
+def _release() -> None:
+    libc = _glibc()
+    if libc is None:
+        return
+    for param, value in _STEADY:
+        libc.mallopt(param, value)
+    libc.malloc_trim(0)
+
+
+@contextlib.contextmanager
+def freed_memory_kept(enabled: bool = True) -> Iterator[bool]:
+    """Within the block, glibc keeps freed memory (as :func:`keep_freed_memory`); after
+    the last open block (of any thread) its thresholds return to their steady state and
+    the free heap goes back to the system (``malloc_trim``).
+
+    Nothing changes where :func:`keep_freed_memory` already holds for the process, where
+    there is no glibc, or with ``enabled=False``.
+
+    Yields:
+        Whether freed memory is kept within the block.
+
+    Example:
+        >>> with freed_memory_kept() as kept:
+        ...     kept in (True, False)
+        True
+    """
+    global _scopes, _scope_applied
+    if not enabled:
+        yield False
+        return
+    with _lock:
+        if _scopes == 0 and not _kept_for_good:
+            _scope_applied = _keep()
+        _scopes += 1
+        kept = _kept_for_good or _scope_applied
+    try:
+        yield kept
+    finally:
+        with _lock:
+            _scopes -= 1
+            if _scopes == 0 and _scope_applied:
+                _scope_applied = False
+                if not _kept_for_good:
+                    _release()

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .allocator import freed_memory_kept
+
 __all__ = [
     "enhance",
     "load_model",
@@ -899,7 +901,10 @@ def enhance(
 
     By default the call picks whole-image or tiled inference itself, from the image size,
     the model's memory per pixel (:func:`bytes_per_pixel`) and the memory that is free:
-    an image of any size runs without a ``tile`` argument.
+    an image of any size runs without a ``tile`` argument. On the CPU, glibc keeps freed
+    memory in its heap for the duration of the call, so the model's large buffers are not
+    page-faulted afresh in every block; afterwards the free heap is returned to the system
+    (:func:`textrestore.allocator.freed_memory_kept`).
 
     Args:
         image: a path to an image file, a ``PIL.Image``, a NumPy array (H, W, 3) (also
@@ -983,9 +988,13 @@ def enhance(
 
         def run(kind: type[_Pixels], image: Any) -> Any:
             pix = kind(image, dev)
-            _enhance_pixels(
-                net, pix, prompt, tile, overlap, amp, tile_batch, memory_budget, context, progress
-            )
+            # glibc keeps freed blocks for the call (no page faults per block), then the
+            # free heap goes back to the system: see textrestore.allocator.
+            with freed_memory_kept(dev.type == "cpu"):
+                _enhance_pixels(
+                    net, pix, prompt, tile, overlap, amp, tile_batch, memory_budget, context,
+                    progress,
+                )  # fmt: skip
             return pix.out
 
         if isinstance(image, (str, os.PathLike)):
