@@ -3,8 +3,8 @@
 Each (preset, size, tile) runs in a fresh process (``ru_maxrss`` is that run's peak).
 ``tile`` is ``whole`` (never tiled), a side in pixels, or ``auto`` (``enhance``'s default:
 whole or tiled from the image size and the memory; with ``--budget-gb``).
-The shipped weights are used for presets that ship them (``list_pretrained()``), random
-weights otherwise. Each row also gives the matmul roof R measured in the same worker, the
+The shipped weights are used for presets that ship them (``list_pretrained()``, loaded
+as ``enhance(image, model=preset)`` loads them), random weights otherwise. Each row also gives the matmul roof R measured in the same worker, the
 model's FLOPs at that size (``count_flops``, reference attention path) and the achieved
 GFLOP/s as a fraction of R. The time is the median of ``--repeats`` calls after a
 first one, whose time is reported apart (``first_call_seconds``: it also builds oneDNN's
@@ -43,14 +43,18 @@ def worker(
     repeats: int = 0,
 ) -> dict[str, Any]:
     from textrestore.allocator import keep_freed_memory
-    from textrestore.inference import enhance
+    from textrestore.inference import enhance, load_model
     from textrestore.models import create_model, list_pretrained
     from textrestore.models.cli import count_flops
 
     kept = keep_freed_memory() if keep else False
     torch.manual_seed(0)
     roof = matmul_gflops()
-    model = create_model(preset, pretrained=preset in list_pretrained())
+    # shipped presets as ``enhance(image, model=preset)`` loads them (library-cached)
+    if preset in list_pretrained():
+        model = load_model(preset)
+    else:
+        model = create_model(preset)
     if "normal light image" not in model.prompt_bank:
         from textrestore.text import TextEmbedding
 

@@ -465,3 +465,38 @@ def test_context_image_is_read_in_strips_and_matches_a_direct_resize():
     direct = F.interpolate(x, size=(120, 160), mode="bilinear", antialias=True)
     assert small.shape == direct.shape == (1, 3, 120, 160)
     assert float(psnr(small, direct)) > 35 and max(reads) < 960
+
+
+def test_the_loaded_models_reduced_precision_copy_is_reused_until_it_changes() -> None:
+    """A model load_model() loaded: one bf16 copy across calls, renewed after an in-place
+    edit, a new prompt or a changed flag; a caller's own module gets a fresh copy each call."""
+    from textrestore.inference import _half_copy, load_model
+
+    model = load_model()  # the shipped model, cached by the library
+    first = _half_copy(model, torch.bfloat16)
+    assert _half_copy(model, torch.bfloat16) is first
+    assert all(p.dtype == torch.bfloat16 for p in first.parameters())
+    x = torch.rand(3, 24, 32) * 0.3
+    before = enhance(x, model=None, device="cpu", amp=True)
+    with torch.no_grad():
+        tail = model.tail
+        saved = [t.clone() for t in (tail.weight, tail.bias)]
+        for t in (tail.weight, tail.bias):
+            t.mul_(0.0)  # in place: the tail adds nothing, the output is the input
+        try:
+            second = _half_copy(model, torch.bfloat16)
+            assert second is not first and float(second.tail.weight.abs().max()) == 0.0
+            edited = enhance(x, model=None, device="cpu", amp=True)
+        finally:
+            for t, v in zip((tail.weight, tail.bias), saved):
+                t.copy_(v)
+    assert float((edited - x).abs().max()) < 0.01 < float((before - x).abs().max())
+    third = _half_copy(model, torch.bfloat16)
+    assert third is not second
+    model.channels_last = not model.channels_last  # a plain attribute is part of the state
+    try:
+        assert _half_copy(model, torch.bfloat16) is not third
+    finally:
+        model.channels_last = not model.channels_last
+    mine = create_model("nalsuper_t", text_dim=8)
+    assert _half_copy(mine, torch.bfloat16) is not _half_copy(mine, torch.bfloat16)

@@ -22,9 +22,12 @@ import abc
 import contextlib
 import copy
 import functools
+import itertools
 import math
 import os
+import threading
 import warnings
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -65,13 +68,21 @@ def _toy_embedding(dim: int) -> Any:
 
 
 # -- models ----------------------------------------------------------------------------
+#: Models this module loaded (``load_model``): their reduced-precision copies are reused
+#: across calls (see :func:`_half_copy`); a caller's own module is copied afresh each call.
+_LOADED: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+
+
 @functools.lru_cache(maxsize=4)
 def _cached_model(preset: str | None, weights: str | None) -> nn.Module:
     from .models import create_model, model_from_checkpoint
 
     if weights is None:
-        return create_model(preset or DEFAULT_MODEL, pretrained=True).eval()
-    return model_from_checkpoint(weights, preset, default_preset=DEFAULT_MODEL).eval()
+        model = create_model(preset or DEFAULT_MODEL, pretrained=True).eval()
+    else:
+        model = model_from_checkpoint(weights, preset, default_preset=DEFAULT_MODEL).eval()
+    _LOADED.add(model)
+    return model
 
 
 def load_model(
@@ -467,18 +478,62 @@ def _half_dtype(model: nn.Module, device: torch.device, amp: bool | None) -> tor
     return torch.bfloat16
 
 
+#: Reduced-precision copies by model, each with the state it was made from (see
+#: :func:`_half_copy`); weak keys, so a copy lives no longer than its model.
+_HALF_COPIES: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], nn.Module]] = (
+    weakref.WeakKeyDictionary()
+)
+_HALF_COPIES_LOCK = threading.Lock()
+
+
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _tensor_state(model: nn.Module, dtype: torch.dtype) -> tuple[Any, ...]:
+    """What a copy of ``model`` depends on: every parameter's and buffer's name, storage,
+    in-place version counter, dtype and shape (a load, an in-place edit, a replaced tensor
+    or a newly added prompt changes it), and per submodule its plain attributes (flags
+    such as ``fused_attn``, the mode) and hooks."""
+    tensors = itertools.chain(model.named_parameters(), model.named_buffers())
+    modules = tuple(
+        (
+            tuple((k, v) for k, v in vars(m).items() if isinstance(v, _PLAIN)),
+            tuple(m._forward_hooks), tuple(m._forward_pre_hooks),
+        )
+        for m in model.modules()
+    )  # fmt: skip
+    return (dtype, modules, tuple(
+        (name, t.data_ptr(), t._version, t.dtype, tuple(t.shape), t.device) for name, t in tensors
+    ))  # fmt: skip
+
+
 def _half_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     """A copy of ``model`` with its floating-point weights and buffers in ``dtype``.
 
     The caller's model is untouched. A frozen text encoder attached to a prompt bank (kept
     outside the module tree) is shared, not copied: prompts are encoded before the call.
+    For a model that :func:`load_model` loaded, the copy is kept for the next call while
+    the model's state (:func:`_tensor_state`) is unchanged: copying costs ~0.05 s for
+    ``nalsuper_ms``, a third of a 0.25 MP call. A caller's own module is copied each call
+    (it may be edited in ways no state check sees, e.g. through ``.data``). The copy is
+    only read (no-grad forwards), so threads share it.
     """
+    reuse = model in _LOADED
+    state = _tensor_state(model, dtype) if reuse else ()
+    with _HALF_COPIES_LOCK:
+        cached = _HALF_COPIES.get(model) if reuse else None
+    if cached is not None and cached[0] == state:
+        return cached[1]
     memo: dict[int, Any] = {}
     bank = getattr(model, "prompt_bank", None)
     frozen = getattr(bank, "__dict__", {}).get("_frozen")
     if frozen is not None:
         memo[id(frozen)] = frozen
-    return copy.deepcopy(model, memo).to(dtype)
+    half = copy.deepcopy(model, memo).to(dtype)
+    if reuse:
+        with _HALF_COPIES_LOCK:
+            _HALF_COPIES[model] = (state, half)
+    return half
 
 
 def _pad(x: Tensor, multiple: int) -> tuple[Tensor, int, int]:
