@@ -51,10 +51,7 @@ def worker(
     torch.manual_seed(0)
     roof = matmul_gflops()
     # shipped presets as ``enhance(image, model=preset)`` loads them (library-cached)
-    if preset in list_pretrained():
-        model = load_model(preset)
-    else:
-        model = create_model(preset)
+    model = load_model(preset) if preset in list_pretrained() else create_model(preset)
     if "normal light image" not in model.prompt_bank:
         from textrestore.text import TextEmbedding
 
