@@ -121,7 +121,7 @@ API_MODULES: dict[str, str] = {
     "textrestore.inference": "``enhance()``: any size, padding, tiles with blending.",
     "textrestore.export": "Export to TorchScript / ONNX.",
     "textrestore.baselines": "Classical baselines to compare with.",
-    "textrestore.allocator": "Process-level allocator setting for scripts that only run the model.",
+    "textrestore.allocator": "Allocator settings: for the whole process (scripts that only run the model) or for one block (what enhance uses on the CPU).",
 }
 
 
