@@ -52,6 +52,7 @@ from textrestore.data.degradation import (  # noqa: E402
 )
 from textrestore.data.transforms import sample_seed  # noqa: E402
 from textrestore.metrics import psnr  # noqa: E402
+from textrestore.metrics.functional import _blur, _gaussian_window  # noqa: E402
 from textrestore.metrics.suite import EVAL_FAMILIES, evaluation_photos  # noqa: E402
 
 _BLUR_SIGMAS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
@@ -71,17 +72,12 @@ def auto_exposure_inverse(low: torch.Tensor, params: DegradationParams) -> torch
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with reflect padding (σ = 0: the input)."""
+    """Gaussian blur (the SSIM metric's separable window) with reflect padding; σ = 0: x."""
     if sigma <= 0:
         return x
     radius = max(1, int(3 * sigma + 0.5))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    padded = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    return _blur(padded, _gaussian_window(2 * radius + 1, sigma, x.dtype, x.device))
 
 
 def main() -> None:

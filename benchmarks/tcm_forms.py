@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, environment, matmul_gflops  # noqa: E402
+from _common import emit, environment, matmul_gflops, time_runs  # noqa: E402
 
 from textrestore.layers import TCM  # noqa: E402
 
@@ -35,14 +34,7 @@ def _time(module: TCM, x: torch.Tensor, text: torch.Tensor, train: bool, reps: i
             with torch.no_grad():
                 module(x, text)
 
-    for _ in range(2):
-        run()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(time_runs(run, reps, warmup=2))
 
 
 def main() -> None:

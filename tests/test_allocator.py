@@ -18,38 +18,44 @@ def _run(code: str) -> str:
     return proc.stdout.strip()
 
 
+_CYCLE = """
+import ctypes
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+        "uordblks", "fordblks", "keepcost")]
+
+libc.mallinfo2.restype = MallInfo2
+
+def mmapped(size=64 << 20) -> int:
+    # mmap-served chunks added by a live block of ``size``
+    before = libc.mallinfo2().hblks
+    p = libc.malloc(size)
+    during = libc.mallinfo2().hblks
+    libc.free(p)
+    return during - before
+
+def free_heap_mb() -> int:
+    return libc.mallinfo2().fordblks >> 20
+"""
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
 def test_keep_freed_memory_keeps_large_blocks_in_the_heap() -> None:
     """Before it, glibc serves a 64 MB block by mmap; after it, from the heap."""
     out = _run(
-        """
-        import ctypes
-        from textrestore.allocator import keep_freed_memory
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc.restype = ctypes.c_void_p
-        libc.malloc.argtypes = [ctypes.c_size_t]
-        libc.free.argtypes = [ctypes.c_void_p]
-
-        class MallInfo2(ctypes.Structure):
-            _fields_ = [(n, ctypes.c_size_t) for n in (
-                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-                "uordblks", "fordblks", "keepcost")]
-
-        libc.mallinfo2.restype = MallInfo2
-
-        def cycle() -> int:
-            # mmap-served chunks added by a live 64 MB block
-            before = libc.mallinfo2().hblks
-            p = libc.malloc(64 << 20)
-            during = libc.mallinfo2().hblks
-            libc.free(p)
-            return during - before
-
-        print(cycle())                 # default glibc: a fresh mmap for 64 MB
-        print(keep_freed_memory())
-        print(cycle())                 # from the heap: no mmapped chunk
-        """
+        _CYCLE
+        + """
+from textrestore.allocator import keep_freed_memory
+print(mmapped())               # default glibc: a fresh mmap for 64 MB
+print(keep_freed_memory())
+print(mmapped())               # from the heap: no mmapped chunk
+"""
     )
     default_new, applied, kept_new = out.splitlines()
     assert applied == "True"
@@ -90,31 +96,6 @@ def test_memory_kept_free_in_the_heap_is_not_counted_as_in_use() -> None:
     assert free > 250 * mb and abs(after - base) < 16 * mb  # kept, but not counted
 
 
-_CYCLE = """
-import ctypes
-libc = ctypes.CDLL("libc.so.6")
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
-
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-        "uordblks", "fordblks", "keepcost")]
-
-libc.mallinfo2.restype = MallInfo2
-
-def mmapped(size=64 << 20) -> int:
-    # mmap-served chunks added by a live block of ``size``
-    before = libc.mallinfo2().hblks
-    p = libc.malloc(size)
-    during = libc.mallinfo2().hblks
-    libc.free(p)
-    return during - before
-
-def free_heap_mb() -> int:
-    return libc.mallinfo2().fordblks >> 20
-"""
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
