@@ -188,6 +188,35 @@ def test_fifty_steps_lower_loss_and_beat_initial_psnr(tmp_path: Path) -> None:
     assert ckpt["step"] == 50 and ckpt["config"]["steps"] == 50
 
 
+def test_trainable_patterns_train_only_the_matching_parameters(tmp_path: Path) -> None:
+    cfg = tiny_cfg(tmp_path, steps=6, ema_decay=0.9, trainable=["*.tcm.k.*", "*.tcm.v.*"])
+    trainer = Trainer(cfg, train_set=TinyPairs(n=8), val_set=False)
+    before = _weights(trainer.model)
+    trainer.fit()
+    after = _weights(trainer.model)
+    names = [n for n, _ in trainer.model.named_parameters()]
+    text_side = [n for n in names if ".tcm.k." in n or ".tcm.v." in n]
+    assert text_side and len(text_side) < len(names)
+    moved = {n for n in names if not torch.equal(before[n], after[n])}
+    assert moved == set(text_side)
+    optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    params = dict(trainer.model.named_parameters())
+    assert optimised == {id(params[n]) for n in text_side}
+    assert trainer.ema is not None
+    ema = dict(trainer.ema.module.named_parameters())
+    frozen = [n for n in names if n not in text_side]
+    assert all(torch.equal(ema[n].detach(), before[n]) for n in frozen)
+    # from the command line (YAML values: quote a leading '*'); one pattern is a list of one
+    assert TrainConfig.from_dict({}, ['trainable="*.q.*"']).trainable == ["*.q.*"]
+    assert TrainConfig.from_dict({}, ['trainable=["*.q.*", "*.k.*"]']).trainable == [
+        "*.q.*", "*.k.*"
+    ]
+    with pytest.raises(ValueError, match=r"pattern '\*\.nope\.\*' matches no parameter.*named like"):
+        Trainer(tiny_cfg(tmp_path / "b", trainable=["*.nope.*"]), train_set=TinyPairs(n=8))
+    with pytest.raises(ValueError, match="config trainable: expected None or a non-empty list"):
+        TrainConfig.from_dict({"trainable": []})
+
+
 def test_ema_and_accumulation_and_bf16_run(tmp_path: Path) -> None:
     cfg = tiny_cfg(tmp_path, steps=4, ema_decay=0.9, grad_accum=2, amp="bf16", deterministic=False)
     trainer = Trainer(cfg, train_set=TinyPairs(n=8), val_set=TinyPairs(n=2, seed=1, augment=0))

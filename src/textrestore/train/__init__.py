@@ -24,7 +24,7 @@ from .distributed import (
     unwrap,
     wrap_ddp,
 )
-from .trainer import NonFiniteLossError, Trainer, build_scheduler
+from .trainer import NonFiniteLossError, Trainer, build_scheduler, freeze_all_but
 
 __all__ = [
     "TrainConfig",
@@ -35,6 +35,7 @@ __all__ = [
     "Trainer",
     "NonFiniteLossError",
     "build_scheduler",
+    "freeze_all_but",
     "save_checkpoint",
     "load_checkpoint",
     "atomic_write_bytes",

@@ -84,6 +84,10 @@ class TrainConfig:
         model: model preset name (``textrestore.create_model``).
         model_args: keyword overrides of the preset (``{"dim": 8, "depth": 2}``).
         init_weights: weights file loaded into the model before training (fine-tuning).
+        trainable: glob patterns (``fnmatch``, case-sensitive) of the parameter names to
+            train, e.g. ``["*.tcm.k.*", "*.tcm.v.*"]`` to fine-tune only how the text is
+            read; every other parameter is frozen and left out of the optimiser. None:
+            train every parameter that requires a gradient.
         text_encoder: text encoder name (``"minilm"``, ``"learned:8"``, ``"openclip:ViT-B-32"``);
             None: the preset's own encoder; ``"none"``: attach none (the model's prompt
             bank must already hold the prompts).
@@ -120,6 +124,7 @@ class TrainConfig:
     model: str = "nalsuper_s"
     model_args: dict[str, Any] = field(default_factory=dict)
     init_weights: str | None = None
+    trainable: list[str] | None = None
     text_encoder: str | None = None
     loss: Any = "nalsuper"
     data: DataConfig = field(default_factory=DataConfig)
@@ -150,6 +155,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.data, Mapping):
             self.data = _build(DataConfig, self.data, "data.")
+        if isinstance(self.trainable, str):
+            self.trainable = [self.trainable]
+        elif isinstance(self.trainable, tuple):
+            self.trainable = list(self.trainable)
         _coerce(self)
         _coerce(self.data, "data.")
         self.validate()
@@ -164,6 +173,15 @@ class TrainConfig:
 
         need(isinstance(self.model, str) and bool(self.model), "model", "a preset name", self.model)
         need(isinstance(self.model_args, dict), "model_args", "a mapping", self.model_args)
+        need(
+            self.trainable is None
+            or (
+                isinstance(self.trainable, list)
+                and bool(self.trainable)
+                and all(isinstance(p, str) and p for p in self.trainable)
+            ),
+            "trainable", "None or a non-empty list of parameter-name patterns", self.trainable,
+        )  # fmt: skip
         need(self.steps >= 1, "steps", "an int >= 1", self.steps)
         need(self.lr > 0, "lr", "a float > 0", self.lr)
         need(self.min_lr >= 0, "min_lr", "a float >= 0", self.min_lr)

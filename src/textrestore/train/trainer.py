@@ -39,7 +39,9 @@ from .distributed import (
     wrap_ddp,
 )
 
-__all__ = ["Trainer", "NonFiniteLossError", "build_scheduler", "CHECKPOINT_VERSION"]
+__all__ = [
+    "Trainer", "NonFiniteLossError", "build_scheduler", "freeze_all_but", "CHECKPOINT_VERSION",
+]  # fmt: skip
 
 #: Format version stored in every checkpoint.
 CHECKPOINT_VERSION = 1
@@ -75,6 +77,49 @@ def build_scheduler(
         optimizer, start_factor=1.0 / warmup, end_factor=1.0, total_iters=warmup - 1
     )
     return lr_sched.SequentialLR(optimizer, [linear, cosine], milestones=[warmup])
+
+
+def freeze_all_but(model: nn.Module, patterns: list[str]) -> list[str]:
+    """Train only the parameters whose names match one of ``patterns``; freeze the rest.
+
+    Sets ``requires_grad`` of every parameter of ``model``: True where its name (as in
+    ``model.named_parameters()``) matches a pattern (``fnmatch.fnmatchcase``), else
+    False. Used by :class:`Trainer` for :attr:`TrainConfig.trainable`.
+
+    Args:
+        model: the module whose parameters are set.
+        patterns: glob patterns of parameter names, e.g. ``["*.tcm.k.*"]``.
+
+    Returns:
+        The names of the parameters left trainable, in ``named_parameters()`` order.
+
+    Raises:
+        ValueError: a pattern matches no parameter (the message names a few that exist).
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+        >>> freeze_all_but(net, ["1.*"])
+        ['1.weight', '1.bias']
+        >>> net[0].weight.requires_grad
+        False
+    """
+    import fnmatch
+
+    names = [name for name, _ in model.named_parameters()]
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
+            shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+            raise ValueError(
+                f"config trainable: pattern {pattern!r} matches no parameter of the model; "
+                f"its parameters are named like: {shown}"
+            )
+    kept: list[str] = []
+    for name, param in model.named_parameters():
+        train = any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+        param.requires_grad_(train)
+        if train:
+            kept.append(name)
+    return kept
 
 
 def _step_seed(seed: int, step: int) -> int:
@@ -182,6 +227,8 @@ class Trainer:
         self._attach_text_encoder(self.model)
         self.model.to(self.device)
         self._register_prompts()
+        if cfg.trainable is not None:
+            freeze_all_but(self.model, cfg.trainable)
         from ..losses import build_loss
 
         self.criterion = build_loss(cfg.loss).to(self.device)
