@@ -8,7 +8,10 @@ as ``enhance(image, model=preset)`` loads them), random weights otherwise. Each 
 model's FLOPs at that size (``count_flops``, reference attention path) and the achieved
 GFLOP/s as a fraction of R. The time is the median of ``--repeats`` calls after a
 first one, whose time is reported apart (``first_call_seconds``: it also builds oneDNN's
-kernels for the new shapes, a fixed cost per process and shape).
+kernels for the new shapes, a fixed cost per process and shape). The calls follow each
+other at once, as a folder of photos does, so each finds the heap the previous one left
+(``textrestore.inference.HEAP_LINGER_S``); ``--gap`` waits between them, e.g. longer than
+the linger to time calls that each start from a trimmed heap.
 
 Usage::
 
@@ -41,6 +44,7 @@ def worker(
     budget_gb: float,
     keep: bool = False,
     repeats: int = 0,
+    gap: float = 0.0,
 ) -> dict[str, Any]:
     from textrestore.allocator import keep_freed_memory
     from textrestore.inference import enhance, load_model
@@ -65,8 +69,10 @@ def worker(
     )
     times = []
     out = None
-    for _ in range(1 + repeats):
-        out = None  # the previous call's output is not kept alive during the next call  # the first call also builds oneDNN's kernels for the shapes
+    for i in range(1 + repeats):
+        out = None  # the previous call's output is not kept alive during the next call
+        if i and gap:
+            time.sleep(gap)
         t0 = time.perf_counter()
         out = enhance(image, model=model, tile=tile_arg, device="cpu",
                       memory_budget=int(budget_gb * 2**30))  # fmt: skip
@@ -83,6 +89,7 @@ def worker(
         "keep_freed_memory": kept,
         "seconds": round(seconds, 3),
         "repeats": repeats,
+        "gap_seconds": gap,
         "first_call_seconds": round(first, 3),
         "seconds_per_megapixel": round(seconds / (h * w / 1e6), 3),
         "roof_gflops_per_s": round(roof, 1),
@@ -114,12 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         help="timed calls after a first one (whose time is reported apart: it also builds "
         "oneDNN's kernels for new shapes); the median is the row's time (0: the first call)",
     )  # fmt: skip
+    p.add_argument(
+        "--gap", type=float, default=0.0,
+        help="seconds to wait between the calls (0: back to back, as a folder of photos)",
+    )  # fmt: skip
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         h, w = (int(v) for v in args.sizes[0].split("x"))
         row = worker(args.presets[0], h, w, args.tiles[0], args.budget_gb, args.keep_freed_memory,
-                     args.repeats)  # fmt: skip
+                     args.repeats, args.gap)  # fmt: skip
         print(json.dumps(row))
         return 0
     if args.quick:
@@ -133,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                 row = run_worker(Path(__file__), ["--presets", preset, "--sizes", size,
                                                   "--tiles", tile, "--budget-gb",
                                                   str(args.budget_gb), "--repeats",
-                                                  str(args.repeats),
+                                                  str(args.repeats), "--gap",
+                                                  str(args.gap),
                                                   *(["--keep-freed-memory"]
                                                     if args.keep_freed_memory else [])])  # fmt: skip
                 rows.append(row)

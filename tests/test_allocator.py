@@ -132,6 +132,52 @@ print(*rows)
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_a_lingering_scope_releases_later_unless_another_scope_opens() -> None:
+    """With linger, the heap is kept after the block; a block opened within the linger
+    reuses it and restarts the wait; once the wait passes, blocks are mmapped again and the
+    freed heap is trimmed. The daemon timer does not hold up the interpreter's exit."""
+    out = _run(
+        _CYCLE
+        + """
+import time
+from textrestore.allocator import freed_memory_kept
+
+def fill(mb):
+    p = libc.malloc(mb << 20)
+    ctypes.memset(p, 1, mb << 20)
+    libc.free(p)
+
+rows = [mmapped()]
+with freed_memory_kept(linger=0.6):
+    fill(200)
+rows += [mmapped(), free_heap_mb()]          # just after: still kept
+time.sleep(0.4)
+with freed_memory_kept(linger=0.6) as kept:  # within the linger: the heap is reused
+    rows += [kept, mmapped(), free_heap_mb()]
+time.sleep(0.4)                              # 0.8 s after the first block, 0.4 after this one
+rows += [mmapped(), free_heap_mb()]
+time.sleep(0.6)
+rows += [mmapped(), free_heap_mb()]          # the wait has passed: released
+with freed_memory_kept(linger=30.0):
+    pass
+print(*rows)
+"""
+    )
+    (before, just_after, heap_after, kept, inside, heap_inside, still, heap_still, released,
+     heap_released) = out.split()  # fmt: skip
+    assert int(before) >= 1
+    assert int(just_after) == 0 and int(heap_after) >= 150, out
+    assert kept == "True" and int(inside) == 0 and int(heap_inside) >= 150, out
+    assert int(still) == 0 and int(heap_still) >= 150, out
+    assert int(released) >= 1 and int(heap_released) < 50, out
+    with pytest.raises(ValueError, match="linger must be a finite number >= 0, got -1"):
+        from textrestore.allocator import freed_memory_kept
+
+        with freed_memory_kept(linger=-1):
+            pass
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
 def test_enhance_leaves_the_allocator_as_it_found_it() -> None:
     out = _run(
         _CYCLE
@@ -141,11 +187,15 @@ from textrestore import create_model, enhance
 from textrestore.text import TextEmbedding
 m = create_model("nalsuper_t", text_dim=8)
 m.prompt_bank.add("normal light image", TextEmbedding.from_tensor(torch.randn(1, 2, 8)))
+import time
+from textrestore.inference import HEAP_LINGER_S
 rows = [mmapped()]
 enhance(torch.rand(3, 256, 256), model=m, device="cpu")
+rows.append(mmapped())  # lingering: a following call would reuse the heap
+time.sleep(HEAP_LINGER_S + 0.5)
 rows.append(mmapped())
 print(*rows)
 """
     )
-    before, after = out.split()
-    assert int(before) >= 1 and int(after) >= 1, out
+    before, lingering, after = out.split()
+    assert int(before) >= 1 and int(lingering) == 0 and int(after) >= 1, out

@@ -350,17 +350,29 @@ def test_tiled_context_and_tiles_stay_on_the_fast_path(monkeypatch):
 
 
 def test_cpu_plan_caps_the_pixels_per_forward():
-    """On CPU one tiled forward sees at most FORWARD_PIXELS (larger ones run slower per
-    pixel); without the cap (CUDA) the budget alone decides."""
-    from textrestore.inference import FORWARD_PIXELS, _auto_plan
+    """On CPU one tiled forward holds at most FORWARD_BYTES of activations, but never fewer
+    than FORWARD_PIXELS pixels; without the cap (CUDA) the budget alone decides."""
+    from textrestore.inference import (
+        FORWARD_BYTES,
+        FORWARD_PIXELS,
+        _auto_plan,
+        _forward_pixels,
+        bytes_per_pixel,
+    )  # fmt: skip
 
-    model = create_model("nalsuper_ms")
+    lean, wide = create_model("nalsuper_ms"), create_model("nalsuper_s")
+    for model, dtype in [(lean, torch.bfloat16), (lean, torch.float32), (wide, torch.bfloat16)]:
+        cap = _forward_pixels(model, dtype)
+        assert cap == max(FORWARD_PIXELS, FORWARD_BYTES // bytes_per_pixel(model, dtype))
+    assert _forward_pixels(lean, torch.bfloat16) > FORWARD_PIXELS  # 303 B/px: about 2^20
+    assert _forward_pixels(wide, torch.bfloat16) == FORWARD_PIXELS  # 704 B/px: the floor
     budget = 1 << 30
+    cap = _forward_pixels(lean, torch.bfloat16)
     for h, w in [(2124, 2832), (3000, 4000), (4240, 5656)]:
-        tile, batch = _auto_plan(model, h, w, budget, 4, 32, torch.bfloat16, FORWARD_PIXELS)
-        assert tile is not None and tile * tile * batch <= FORWARD_PIXELS
-        free_tile, free_batch = _auto_plan(model, h, w, budget, 4, 32, torch.bfloat16)
-        assert free_tile * free_tile * free_batch > FORWARD_PIXELS
+        tile, batch = _auto_plan(lean, h, w, budget, 4, 32, torch.bfloat16, cap)
+        assert tile is not None and tile * tile * batch <= cap
+        free_tile, free_batch = _auto_plan(lean, h, w, budget, 4, 32, torch.bfloat16)
+        assert free_tile * free_tile * free_batch > cap
 
 
 class _LocalModel(torch.nn.Module):

@@ -19,6 +19,9 @@ fragmentation).
 CPU: the same settings for the duration of a call only, then glibc's steady-state
 thresholds back and the free heap returned to the system (``malloc_trim``), so the
 call runs without the page faults and the process's memory falls back afterwards.
+With ``linger`` the release waits that many seconds after the last block closes and is
+called off if another block opens meanwhile: back-to-back calls (a folder of photos, the
+frames of a video) reuse the heap the previous call left instead of faulting it in again.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ _lock = threading.Lock()
 _kept_for_good = False  # keep_freed_memory() was called: scopes change nothing
 _scopes = 0  # freed_memory_kept() blocks open in any thread
 _scope_applied = False  # the first open scope changed the settings
+_release_timer: threading.Timer | None = None  # a lingering scope's pending release
 
 
 @functools.lru_cache(maxsize=1)
@@ -127,7 +131,7 @@ def _release() -> None:
 
 
 @contextlib.contextmanager
-def freed_memory_kept(enabled: bool = True) -> Iterator[bool]:
+def freed_memory_kept(enabled: bool = True, linger: float = 0.0) -> Iterator[bool]:
     """Within the block, glibc keeps freed memory (as :func:`keep_freed_memory`); after
     the last open block (of any thread) its thresholds return to their steady state and
     the free heap goes back to the system (``malloc_trim``).
@@ -135,20 +139,35 @@ def freed_memory_kept(enabled: bool = True) -> Iterator[bool]:
     Nothing changes where :func:`keep_freed_memory` already holds for the process, where
     there is no glibc, or with ``enabled=False``.
 
+    Args:
+        enabled: False: a no-op block (yields False).
+        linger: seconds to wait after the last block closes before releasing (0: at
+            once). A block opened meanwhile calls the release off and finds the heap the
+            previous one left. The wait runs on a daemon timer thread, so it never
+            delays the interpreter's exit.
+
     Yields:
         Whether freed memory is kept within the block.
+
+    Raises:
+        ValueError: ``linger`` is negative or not finite.
 
     Example:
         >>> with freed_memory_kept() as kept:
         ...     kept in (True, False)
         True
     """
-    global _scopes, _scope_applied
+    global _scopes, _scope_applied, _release_timer
+    if not (0.0 <= linger < float("inf")):
+        raise ValueError(f"freed_memory_kept: linger must be a finite number >= 0, got {linger}")
     if not enabled:
         yield False
         return
     with _lock:
-        if _scopes == 0 and not _kept_for_good:
+        if _release_timer is not None:  # a lingering release is called off
+            _release_timer.cancel()
+            _release_timer = None
+        if _scopes == 0 and not _kept_for_good and not _scope_applied:
             _scope_applied = _keep()
         _scopes += 1
         kept = _kept_for_good or _scope_applied
@@ -158,6 +177,27 @@ def freed_memory_kept(enabled: bool = True) -> Iterator[bool]:
         with _lock:
             _scopes -= 1
             if _scopes == 0 and _scope_applied:
-                _scope_applied = False
-                if not _kept_for_good:
-                    _release()
+                if linger > 0:
+                    _release_timer = threading.Timer(linger, _release_if_idle)
+                    _release_timer.daemon = True
+                    _release_timer.start()
+                else:
+                    _release_scope()
+
+
+def _release_scope() -> None:
+    """Undo what the scopes applied (caller holds ``_lock``)."""
+    global _scope_applied
+    _scope_applied = False
+    if not _kept_for_good:
+        _release()
+
+
+def _release_if_idle() -> None:
+    global _release_timer
+    with _lock:
+        if threading.current_thread() is not _release_timer:
+            return  # called off, or superseded by a later scope's timer
+        _release_timer = None
+        if _scopes == 0 and _scope_applied:
+            _release_scope()

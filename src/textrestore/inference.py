@@ -49,11 +49,17 @@ __all__ = [
     "BadValuesWarning",
     "DEFAULT_MODEL",
     "MIN_AUTO_TILE",
+    "HEAP_LINGER_S",
     "native_bf16_cpu",
 ]
 
 #: The preset whose shipped weights ``enhance(model=None)`` uses.
 DEFAULT_MODEL = "nalsuper_ms"
+
+#: Seconds after a CPU ``enhance()`` call before glibc's free heap goes back to the system;
+#: a call that starts sooner reuses it instead of page-faulting its buffers in again
+#: (``benchmarks/results/scaling_heap_linger_nalsuper_ms.json``).
+HEAP_LINGER_S = 2.0
 
 PathLike = str | os.PathLike
 
@@ -247,11 +253,24 @@ def bytes_per_pixel(model: nn.Module, dtype: torch.dtype = torch.float32) -> int
     return 1024 * item
 
 
-#: Pixels per forward of a tiled call, at most (tile side and tiles per forward are
-#: capped): beyond about half a megapixel a forward runs slower per pixel on CPU (its
-#: buffers leave the caches). Measured with ``nalsuper_ms`` at 2124×2832 here, s/MP:
-#: 512²×4 tiles 0.69, 512²×1 0.53, 400²×4 0.55, 320²×4 0.51, 640²×1 0.55.
+#: Activation bytes per forward of a tiled call on CPU, at most (tile side and tiles per
+#: forward are capped), but never fewer than :data:`FORWARD_PIXELS` pixels. While every
+#: forward mmapped its buffers afresh, forwards beyond half a megapixel ran slower per
+#: pixel (``nalsuper_ms`` at 2124×2832, s/MP: 512²×4 tiles 0.69, 512²×1 0.53); with the
+#: heap kept for the call (``textrestore.allocator``) larger tiles overlap less and win:
+#: ``nalsuper_ms`` (303 B/px in bfloat16) with 2^20 instead of 2^19 pixels, fresh processes,
+#: alternating, medians of 3 calls: 6 MP 2.47 vs 2.68 s, 12 MP 4.91 vs 5.17 s, peak RSS 1.38
+#: vs 1.12 GB at 12 MP. Models with more bytes per pixel (``nalsuper_s``: 704) keep 2^19
+#: pixels, which keeps their peak within the 2 GB default budget.
+FORWARD_BYTES = 320 << 20
+
+#: Pixels per forward of a tiled call on CPU, at least (see :data:`FORWARD_BYTES`).
 FORWARD_PIXELS = 1 << 19
+
+
+def _forward_pixels(model: nn.Module, dtype: torch.dtype) -> int:
+    """Most pixels one tiled CPU forward of ``model`` sees (:data:`FORWARD_BYTES`)."""
+    return max(FORWARD_PIXELS, FORWARD_BYTES // bytes_per_pixel(model, dtype))
 
 #: The automatic tile size never goes below this (at the default 32-px overlap a 256-px
 #: tile computes (256/224)² = 1.31x the pixels): a tight budget runs fewer tiles per
@@ -369,7 +388,8 @@ def _auto_plan(
     """(tile or None for the whole image, tiles per forward) for the automatic choice.
 
     The largest tile the budget allows, capped so that one forward sees at most
-    ``forward_pixels`` (CPU: :data:`FORWARD_PIXELS`), is an upper bound: the tile actually used is the
+    ``forward_pixels`` (CPU: :data:`FORWARD_BYTES` of activations, at least
+    :data:`FORWARD_PIXELS` pixels), is an upper bound: the tile actually used is the
     one (a multiple of 8, not below the floor of :func:`auto_tile_size`) whose grid computes
     the fewest pixels, so that e.g. 2124 rows are cut into 4 tiles of 560 rather than 4
     of 688 overlapping by 160 (1.57x the image's pixels computed, now 1.18x).
@@ -793,7 +813,7 @@ def _enhance_pixels(
         model = _half_copy(model, half)
     if tile is None or tile == "auto":
         budget = _activation_budget(device, memory_budget, pix.output_bytes)
-        cap = FORWARD_PIXELS if device.type == "cpu" else None
+        cap = _forward_pixels(model, dtype) if device.type == "cpu" else None
         tile, tile_batch = _auto_plan(model, h, w, budget, tile_batch, overlap, dtype, cap)
     elif tile == "whole":
         tile = None
@@ -958,8 +978,9 @@ def enhance(
     the model's memory per pixel (:func:`bytes_per_pixel`) and the memory that is free:
     an image of any size runs without a ``tile`` argument. On the CPU, glibc keeps freed
     memory in its heap for the duration of the call, so the model's large buffers are not
-    page-faulted afresh in every block; afterwards the free heap is returned to the system
-    (:func:`textrestore.allocator.freed_memory_kept`).
+    page-faulted afresh in every block; the free heap is returned to the system
+    :data:`HEAP_LINGER_S` seconds after the call unless another call starts first, which
+    then reuses it (:func:`textrestore.allocator.freed_memory_kept`).
 
     Args:
         image: a path to an image file, a ``PIL.Image``, a NumPy array (H, W, 3) (also
@@ -1043,9 +1064,9 @@ def enhance(
 
         def run(kind: type[_Pixels], image: Any) -> Any:
             pix = kind(image, dev)
-            # glibc keeps freed blocks for the call (no page faults per block), then the
-            # free heap goes back to the system: see textrestore.allocator.
-            with freed_memory_kept(dev.type == "cpu"):
+            # glibc keeps freed blocks for the call (no page faults per block); the free
+            # heap goes back to the system unless a call follows: see textrestore.allocator.
+            with freed_memory_kept(dev.type == "cpu", linger=HEAP_LINGER_S):
                 _enhance_pixels(
                     net, pix, prompt, tile, overlap, amp, tile_batch, memory_budget, context,
                     progress,
