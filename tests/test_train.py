@@ -217,6 +217,30 @@ def test_trainable_patterns_train_only_the_matching_parameters(tmp_path: Path) -
         TrainConfig.from_dict({"trainable": []})
 
 
+def test_data_degradation_changes_the_training_pairs_only(tmp_path: Path) -> None:
+    from textrestore.data import DegradationConfig
+
+    cfg = TrainConfig.from_dict(
+        {"data": {"kind": "synthetic", "size": 64, "length": 4, "val_length": 2,
+                  "degradation": {"well_exposed": 1.0, "stops": [2, 3]}},
+         "val_every": 1, "out_dir": str(tmp_path), "model": "nalsuper_t",
+         "model_args": {"dim": 8, "depth": 2, "num_heads": 2, "text_dim": 16},
+         "text_encoder": "learned:4"},
+        ["data.degradation.jpeg=0.0"],
+    )  # fmt: skip
+    assert cfg.data.degradation_config() == DegradationConfig(
+        well_exposed=1.0, stops=(2.0, 3.0), jpeg=0.0
+    )
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    trainer = Trainer(cfg)
+    assert trainer.train_set.config == cfg.data.degradation_config()
+    assert trainer.val_set is not None and trainer.val_set.config == DegradationConfig()
+    with pytest.raises(ValueError, match=r"unknown config key 'data.degradation.stopz'.*stops"):
+        TrainConfig.from_dict({"data": {"degradation": {"stopz": [1, 2]}}})
+    with pytest.raises(ValueError, match=r"config data.degradation: .*well_exposed.*probability"):
+        TrainConfig.from_dict({"data": {"degradation": {"well_exposed": 2.0}}})
+
+
 def test_ema_and_accumulation_and_bf16_run(tmp_path: Path) -> None:
     cfg = tiny_cfg(tmp_path, steps=4, ema_decay=0.9, grad_accum=2, amp="bf16", deterministic=False)
     trainer = Trainer(cfg, train_set=TinyPairs(n=8), val_set=TinyPairs(n=2, seed=1, augment=0))

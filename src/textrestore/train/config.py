@@ -58,6 +58,10 @@ class DataConfig:
         val_length: number of validation pairs (``synthetic``).
         val_crop: crop of validation images (None: full images).
         val_batch_size: validation batch size (1 allows images of different sizes).
+        degradation: ``synthetic`` and ``photos``: fields of
+            :class:`~textrestore.data.DegradationConfig` that change the degradation of
+            the training pairs, e.g. ``{"well_exposed": 0.2}`` (None: the training mix).
+            The validation pairs keep the training mix, so that runs compare.
     """
 
     kind: str = "synthetic"
@@ -74,6 +78,30 @@ class DataConfig:
     val_length: int | None = None
     val_crop: int | None = None
     val_batch_size: int = 1
+    degradation: dict[str, Any] | None = None
+
+    def degradation_config(self) -> Any:
+        """The :class:`~textrestore.data.DegradationConfig` of :attr:`degradation` (or None).
+
+        Raises:
+            ValueError: an unknown field (the valid ones are listed) or a bad value.
+        """
+        if self.degradation is None:
+            return None
+        from ..data.degradation import DegradationConfig
+
+        valid = [f.name for f in dataclasses.fields(DegradationConfig)]
+        values: dict[str, Any] = {}
+        for key, value in self.degradation.items():
+            if key not in valid:
+                raise ValueError(
+                    f"unknown config key 'data.degradation.{key}'; valid keys: {', '.join(valid)}"
+                )
+            values[key] = tuple(value) if isinstance(value, list) else value
+        try:
+            return DegradationConfig(**values)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"config data.degradation: {err}") from None
 
 
 @dataclass
@@ -211,6 +239,11 @@ class TrainConfig:
         need(d.val_batch_size >= 1, "data.val_batch_size", "an int >= 1", d.val_batch_size)
         need(d.crop is None or d.crop >= 1, "data.crop", "None or an int >= 1", d.crop)
         need(d.size >= 1, "data.size", "an int >= 1", d.size)
+        need(
+            d.degradation is None or isinstance(d.degradation, dict),
+            "data.degradation", "None or a mapping of DegradationConfig fields", d.degradation,
+        )  # fmt: skip
+        d.degradation_config()
 
     # -- (de)serialisation ----------------------------------------------------------------
     @classmethod

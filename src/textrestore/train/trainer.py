@@ -262,6 +262,7 @@ class Trainer:
             return build_dataset(  # type: ignore[no-any-return]
                 d.kind, root=d.root, split="train", crop=d.crop, prompt=d.prompt,
                 prompts_file=d.prompts_file, seed=cfg.seed, length=d.length, size=d.size,
+                degradation=d.degradation_config(),
             )  # fmt: skip
         return build_dataset(  # type: ignore[no-any-return]
             d.val_kind or d.kind, root=d.val_root or d.root, split=d.val_split, crop=d.val_crop,
