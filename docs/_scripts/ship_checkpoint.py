@@ -72,7 +72,8 @@ def main() -> None:
             "corpus": [{"name": e.name, "source": e.source, "reason": e.reason} for e in CORPUS],
             "validation_held_out": list(VAL_PHOTOS),
             "reserved_for_evaluation": list(RESERVED_FOR_EVALUATION),
-            "degradation": "textrestore.data.degradation.degrade (training mix)",
+            "degradation": "textrestore.data.degradation.degrade: the training mix, changed "
+            "in a phase by its data.degradation (see phases)",
         },
         "vocabulary": {name: list(c.prompts) for name, c in CONTROLS.items()},
         "held_out_paraphrases": HELD_OUT,
@@ -123,6 +124,7 @@ def _phase(run_dir: Path, step: int) -> dict[str, object]:
         "crop": config["data"]["crop"],
         "batch_size": config["data"]["batch_size"],
         "lr": config["lr"],
+        "degradation": config["data"].get("degradation"),
         "steps_run": max(per_step, default=0),
         "weights_from_step": step,
         "val_psnr_at_start": val.get(0),
