@@ -198,9 +198,10 @@ def test_auto_tile(tiny):
     budget = 16 << 20  # 16 MiB
     tile = auto_tile_size(tiny, 600, 400, budget, batch=2, overlap=16, min_tile=16)
     assert tile is not None and tile < 400
-    from textrestore.inference import MIN_AUTO_TILE, bytes_per_pixel
+    from textrestore.inference import IO_BYTES_PER_PIXEL, MIN_AUTO_TILE, bytes_per_pixel
 
-    assert 2 * tile * tile * bytes_per_pixel(tiny) <= budget
+    per_pixel = bytes_per_pixel(tiny) + IO_BYTES_PER_PIXEL  # the model and the copies around it
+    assert 2 * tile * tile * per_pixel <= budget < 2 * (tile + 8) ** 2 * per_pixel
     assert auto_tile_size(tiny, 64, 64, budget) is None
     # the automatic tile never collapses: a tiny budget still gets >= 256-px tiles
     assert auto_tile_size(tiny, 6000, 8000, 1 << 20, batch=4) == MIN_AUTO_TILE
