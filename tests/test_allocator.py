@@ -160,16 +160,24 @@ time.sleep(0.6)
 rows += [mmapped(), free_heap_mb()]          # the wait has passed: released
 with freed_memory_kept(linger=30.0):
     pass
+import os
+r, w = os.pipe()
+if os.fork() == 0:  # a forked child has no timer thread: the lingering setting is released
+    os.write(w, str(mmapped()).encode())
+    os._exit(0)
+os.wait()
+rows.append(int(os.read(r, 16)))
 print(*rows)
 """
     )
     (before, just_after, heap_after, kept, inside, heap_inside, still, heap_still, released,
-     heap_released) = out.split()  # fmt: skip
+     heap_released, forked) = out.split()  # fmt: skip
     assert int(before) >= 1
     assert int(just_after) == 0 and int(heap_after) >= 150, out
     assert kept == "True" and int(inside) == 0 and int(heap_inside) >= 150, out
     assert int(still) == 0 and int(heap_still) >= 150, out
     assert int(released) >= 1 and int(heap_released) < 50, out
+    assert int(forked) >= 1, out
     with pytest.raises(ValueError, match="linger must be a finite number >= 0, got -1"):
         from textrestore.allocator import freed_memory_kept
 

@@ -22,6 +22,8 @@ call runs without the page faults and the process's memory falls back afterwards
 With ``linger`` the release waits that many seconds after the last block closes and is
 called off if another block opens meanwhile: back-to-back calls (a folder of photos, the
 frames of a video) reuse the heap the previous call left instead of faulting it in again.
+A process forked while a release is pending (data-loader workers) releases at once, since
+the timer thread does not follow it into the child.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -191,6 +194,19 @@ def _release_scope() -> None:
     _scope_applied = False
     if not _kept_for_good:
         _release()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has no timer thread: release a lingering setting at once."""
+    global _release_timer, _lock
+    _lock = threading.Lock()  # the parent's may have been held by another thread
+    _release_timer = None
+    if _scopes == 0 and _scope_applied:
+        _release_scope()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _release_if_idle() -> None:
