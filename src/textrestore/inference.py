@@ -285,6 +285,12 @@ MIN_AUTO_TILE = 256
 #: vs 303, so about 124 for both; the automatic choice adds this to the model's bytes.
 IO_BYTES_PER_PIXEL = 128
 
+
+def _pixel_cost(model: nn.Module, dtype: torch.dtype) -> int:
+    """Bytes per pixel the automatic choice budgets: the model's and the copies around it."""
+    return bytes_per_pixel(model, dtype) + IO_BYTES_PER_PIXEL
+
+
 #: Activation budget of the automatic choice on CPU when none is given (bytes); never more
 #: than half the memory the system reports available.
 _DEFAULT_CPU_ACTIVATIONS = 1536 * 1024**2
@@ -371,7 +377,7 @@ def auto_tile_size(
     """
     if budget <= 0:
         raise ValueError(f"auto_tile_size: budget must be > 0 bytes, got {budget}")
-    bpp = bytes_per_pixel(model, dtype) + IO_BYTES_PER_PIXEL
+    bpp = _pixel_cost(model, dtype)
     if height * width * bpp <= budget:
         return None
     side = int(math.sqrt(budget / (bpp * max(1, batch))))
@@ -417,7 +423,7 @@ def _auto_plan(
     candidates = range(largest, floor - 1, -8)
     tile = min(candidates, key=lambda t: (computed(t), -t))
     pixels = min(tile, h) * min(tile, w)
-    per_tile = pixels * (bytes_per_pixel(model, dtype) + IO_BYTES_PER_PIXEL)
+    per_tile = pixels * _pixel_cost(model, dtype)
     batch = min(tile_batch, budget // max(per_tile, 1), cap // pixels)
     return tile, max(1, batch)
 
